@@ -1,0 +1,104 @@
+/**
+ * The release domain: what is asked for, what KooDrive answered, what is reported.
+ * Pure types and tiny helpers; no environment, SDK or HTTP here.
+ */
+
+/** One lock to release: KooDrive identifies a lock by its opaque ID and the user holding it. */
+export interface LockRef {
+  lockId: string;
+  userId: string;
+}
+
+export type ErrorKind = 'invalid-input' | 'auth' | 'retryable' | 'permanent' | 'deadline';
+
+export interface LockError {
+  kind: ErrorKind;
+  message: string;
+  httpStatus?: number;
+  /** KooDrive business code or API-gateway error code, as a string. */
+  code?: string;
+}
+
+export type Outcome = 'released' | 'alreadyReleased' | 'failed' | 'wouldRelease';
+
+export interface LockResult {
+  lockId: string;
+  userId: string;
+  outcome: Outcome;
+  attempts: number;
+  error?: LockError;
+}
+
+export interface ReportSummary {
+  requested: number;
+  released: number;
+  alreadyReleased: number;
+  failed: number;
+  duplicates: number;
+  wouldRelease?: number;
+  durationMs: number;
+}
+
+export interface ReleaseReport {
+  summary: ReportSummary;
+  results: LockResult[];
+  /** Set when the payload was refused as a whole (wrong shape, too many locks): nothing was attempted. */
+  error?: LockError;
+}
+
+/**
+ * What one release attempt against KooDrive answered.
+ * `credentialsVersion` identifies the credentials the attempt was signed with, so a re-read after an
+ * authentication failure can tell whether newer credentials already exist.
+ */
+export type AttemptOutcome =
+  | { ok: true; outcome: 'released' | 'alreadyReleased' }
+  | { ok: false; error: LockError; retryAfterMs?: number; credentialsVersion?: number };
+
+/** Port: the KooDrive side of a release, as the engine sees it. */
+export interface LockGateway {
+  /** One DELETE attempt, freshly signed. Never throws for HTTP or network failures. */
+  release(lock: LockRef): Promise<AttemptOutcome>;
+  /**
+   * Called after an authentication failure signed with `credentialsVersion`. Resolves true when
+   * newer credentials are now in use (re-read now or by a concurrent caller), false when a re-read is
+   * not allowed yet or found nothing new.
+   */
+  refreshCredentials(credentialsVersion: number | undefined): Promise<boolean>;
+}
+
+/** Port: where final outcomes are recorded (the ledger); optional. Never called for dry runs. */
+export interface OutcomeRecorder {
+  record(result: LockResult): Promise<void>;
+}
+
+/** Port: time, injected so tests control it. */
+export interface Clock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+};
+
+/** The maximum length of a lock or user ID, and its alphabet: printable ASCII without space. */
+export const MAX_ID_LENGTH = 256;
+const PRINTABLE_ASCII = /^[\x21-\x7e]+$/;
+
+/** Returns why `value` is not a valid lock or user ID, or undefined when it is valid. */
+export function idProblem(name: string, value: unknown): string | undefined {
+  if (typeof value !== 'string') return `${name} must be a string, got ${describeType(value)}`;
+  if (value.length === 0) return `${name} must not be empty`;
+  if (value.length > MAX_ID_LENGTH)
+    return `${name} is ${value.length} characters long; at most ${MAX_ID_LENGTH}`;
+  if (!PRINTABLE_ASCII.test(value)) return `${name} may hold only printable ASCII characters (0x21-0x7E)`;
+  return undefined;
+}
+
+export function describeType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : typeof value;
+}
