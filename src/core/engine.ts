@@ -1,0 +1,143 @@
+/**
+ * The release engine: releases distinct, valid locks with bounded concurrency, retries with
+ * exponential backoff and full jitter, a deadline, and one credentials re-read on authentication failure.
+ * Pure: time, randomness, KooDrive and the ledger come in as ports.
+ */
+import pLimit from 'p-limit';
+import type { Clock, LockError, LockGateway, LockRef, LockResult, OutcomeRecorder } from './model';
+
+export interface EngineOptions {
+  /** Parallel KooDrive calls. */
+  concurrency: number;
+  /** Attempts per lock, the first included. */
+  maxAttempts: number;
+  /** The longest one attempt may take (connect + answer). */
+  attemptTimeoutMs: number;
+  /** Kept free before the Lambda deadline on top of the attempt timeout, for the answer to be sent. */
+  safetyMarginMs: number;
+  /** Time one outcome write needs (the ledger); reserved before each attempt when a recorder is used. */
+  recordReserveMs: number;
+  /** Backoff: the cap of the first retry's delay, doubled each retry up to maxDelayMs. */
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
+  concurrency: 8,
+  maxAttempts: 4,
+  attemptTimeoutMs: 5000,
+  safetyMarginMs: 1000,
+  recordReserveMs: 500,
+  baseDelayMs: 100,
+  maxDelayMs: 5000,
+};
+
+export interface EngineDeps {
+  gateway: LockGateway;
+  clock: Clock;
+  /** Uniform in [0, 1); Math.random in production, seeded in tests. */
+  random: () => number;
+  /** Milliseconds left before the Lambda deadline. */
+  remainingMs: () => number;
+  recorder?: OutcomeRecorder;
+  /** Told when recording an outcome failed; the outcome itself stands (KooDrive already answered). */
+  onRecordError?: (result: LockResult, error: unknown) => void;
+  /** Told of every final outcome, for logs and metrics. */
+  onResult?: (result: LockResult) => void;
+}
+
+/** Releases each lock once; resolves with one result per lock, in input order. Never rejects for a lock. */
+export async function releaseLocks(
+  locks: readonly LockRef[],
+  deps: EngineDeps,
+  options: EngineOptions,
+): Promise<LockResult[]> {
+  const limit = pLimit(Math.max(1, options.concurrency));
+  const reserveMs =
+    options.attemptTimeoutMs + options.safetyMarginMs + (deps.recorder ? options.recordReserveMs : 0);
+  const records: Promise<void>[] = [];
+  // Set when credentials were re-read and KooDrive still rejected them: later locks fail fast instead
+  // of sending a storm of requests that cannot succeed.
+  let authBroken: LockError | undefined;
+
+  const releaseOne = async (lock: LockRef): Promise<LockResult> => {
+    let attempts = 0;
+    let refreshed = false;
+    let last: LockError | undefined;
+    for (;;) {
+      if (authBroken) return failed(lock, attempts, authBroken);
+      if (deps.remainingMs() < reserveMs) {
+        return failed(lock, attempts, deadlineError(attempts, last));
+      }
+      attempts += 1;
+      const answer = await deps.gateway.release(lock);
+      if (answer.ok) return { ...lock, outcome: answer.outcome, attempts };
+      last = answer.error;
+
+      if (answer.error.kind === 'auth') {
+        // One re-read of the secret (rotation), then one more try with the new credentials.
+        if (!refreshed && attempts < options.maxAttempts) {
+          refreshed = true;
+          if (await deps.gateway.refreshCredentials(answer.credentialsVersion)) continue;
+        }
+        if (refreshed) authBroken = answer.error;
+        return failed(lock, attempts, answer.error);
+      }
+      if (answer.error.kind !== 'retryable' || attempts >= options.maxAttempts) {
+        return failed(lock, attempts, answer.error);
+      }
+      const delayMs = backoffMs(attempts, answer.retryAfterMs, options, deps.random);
+      if (deps.remainingMs() - delayMs < reserveMs) {
+        return failed(lock, attempts, deadlineError(attempts, last));
+      }
+      await deps.clock.sleep(delayMs);
+    }
+  };
+
+  const finish = (result: LockResult): LockResult => {
+    deps.onResult?.(result);
+    if (deps.recorder) {
+      const recorder = deps.recorder;
+      records.push(
+        recorder.record(result).catch((error: unknown) => {
+          deps.onRecordError?.(result, error);
+        }),
+      );
+    }
+    return result;
+  };
+
+  const results = await Promise.all(locks.map((lock) => limit(async () => finish(await releaseOne(lock)))));
+  // Ledger writes run beside the KooDrive calls, never between two of them; wait for them all here.
+  await Promise.all(records);
+  return results;
+}
+
+/** Exponential backoff with full jitter, never shorter than the server's Retry-After. */
+export function backoffMs(
+  attempt: number,
+  retryAfterMs: number | undefined,
+  options: Pick<EngineOptions, 'baseDelayMs' | 'maxDelayMs'>,
+  random: () => number,
+): number {
+  const cap = Math.min(options.maxDelayMs, options.baseDelayMs * 2 ** (attempt - 1));
+  const jittered = Math.floor(random() * cap);
+  return Math.max(jittered, retryAfterMs ?? 0);
+}
+
+function failed(lock: LockRef, attempts: number, error: LockError): LockResult {
+  return { ...lock, outcome: 'failed', attempts, error };
+}
+
+function deadlineError(attempts: number, last: LockError | undefined): LockError {
+  const error: LockError = {
+    kind: 'deadline',
+    message:
+      attempts === 0
+        ? 'not attempted: too little time left before the Lambda deadline'
+        : `stopped after ${attempts} attempt(s): too little time left before the Lambda deadline; last error: ${last?.message ?? 'none'}`,
+  };
+  if (last?.httpStatus !== undefined) error.httpStatus = last.httpStatus;
+  if (last?.code !== undefined) error.code = last.code;
+  return error;
+}

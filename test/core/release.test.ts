@@ -1,0 +1,164 @@
+import type { SQSEvent } from 'aws-lambda';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_ENGINE_OPTIONS } from '../../src/core/engine';
+import type { AttemptOutcome, ReleaseReport } from '../../src/core/model';
+import { handleReleaseEvent, isSqsEvent, type ReleaseContext } from '../../src/core/release';
+import { loadEvent } from '../helpers/events';
+import { FakeClock, FakeGateway, seededRandom } from '../helpers/fakes';
+
+const USER = '1505084218764547200';
+
+function context(gateway: FakeGateway, overrides: Partial<ReleaseContext> = {}): ReleaseContext {
+  return {
+    engine: { gateway, clock: new FakeClock(), random: seededRandom(7), remainingMs: () => 60_000 },
+    options: { ...DEFAULT_ENGINE_OPTIONS, recordReserveMs: 0 },
+    defaultUserId: USER,
+    maxLocksPerInvoke: 100,
+    ...overrides,
+  };
+}
+
+describe('release on an SQS batch', () => {
+  it('lists exactly the records whose lock was not released (the sample has one bad body)', async () => {
+    const event = loadEvent<SQSEvent>('sqs-release.json');
+    const gateway = new FakeGateway();
+    const answer = await handleReleaseEvent(event, context(gateway));
+    expect(answer).toEqual({ batchItemFailures: [{ itemIdentifier: event.Records[2]?.messageId }] });
+    // the record without userId used the secret's defaultUserId
+    expect(gateway.calls).toContainEqual({
+      lockId: '8f14e45f-ceea-467f-a8f2-1c8d1d3c0004@102',
+      userId: USER,
+    });
+    expect(gateway.calls).toHaveLength(3);
+  });
+
+  it('treats alreadyReleased as done and failed locks as failures', async () => {
+    const event = loadEvent<SQSEvent>('sqs-release.json');
+    const answers: Record<string, AttemptOutcome> = {
+      '8f14e45f-ceea-467f-a8f2-1c8d1d3c0001@102': { ok: true, outcome: 'alreadyReleased' },
+      '8f14e45f-ceea-467f-a8f2-1c8d1d3c0002@101': {
+        ok: false,
+        error: { kind: 'permanent', httpStatus: 400, message: 'nope' },
+      },
+    };
+    const gateway = new FakeGateway((lock) => answers[lock.lockId] ?? { ok: true, outcome: 'released' });
+    const answer = await handleReleaseEvent(event, context(gateway));
+    expect(answer).toEqual({
+      batchItemFailures: [
+        { itemIdentifier: event.Records[1]?.messageId },
+        { itemIdentifier: event.Records[2]?.messageId },
+      ],
+    });
+  });
+
+  it('releases a lock named by two records once; both records share its outcome', async () => {
+    const event = loadEvent<SQSEvent>('sqs-release.json');
+    const first = event.Records[0]!;
+    event.Records.push({ ...first, messageId: 'dup-1' });
+    const gateway = new FakeGateway(() => ({ ok: false, error: { kind: 'permanent', message: 'x' } }));
+    const answer = await handleReleaseEvent(event, context(gateway));
+    expect(gateway.attemptsFor('8f14e45f-ceea-467f-a8f2-1c8d1d3c0001@102')).toBe(1);
+    expect(answer).toMatchObject({
+      batchItemFailures: expect.arrayContaining([
+        { itemIdentifier: first.messageId },
+        { itemIdentifier: 'dup-1' },
+      ]) as unknown,
+    });
+  });
+
+  it('fails a record with no userId when the secret names no defaultUserId', async () => {
+    const event = loadEvent<SQSEvent>('sqs-release.json');
+    const answer = await handleReleaseEvent(event, context(new FakeGateway(), { defaultUserId: undefined }));
+    expect(answer).toEqual({
+      batchItemFailures: [
+        { itemIdentifier: event.Records[2]?.messageId },
+        { itemIdentifier: event.Records[3]?.messageId },
+      ],
+    });
+  });
+});
+
+describe('release on a direct invocation', () => {
+  it('answers the report: one result per distinct lock, duplicates counted', async () => {
+    const gateway = new FakeGateway((lock) =>
+      lock.lockId.includes('0099')
+        ? { ok: true, outcome: 'alreadyReleased' }
+        : { ok: true, outcome: 'released' },
+    );
+    const report = (await handleReleaseEvent(
+      loadEvent('direct-release.json'),
+      context(gateway),
+    )) as ReleaseReport;
+    expect(report.summary).toMatchObject({
+      requested: 4,
+      released: 2,
+      alreadyReleased: 1,
+      failed: 0,
+      duplicates: 1,
+    });
+    expect(report.results.map((r) => [r.lockId.slice(-8), r.outcome])).toEqual([
+      ['0005@102', 'released'],
+      ['0006@100', 'released'],
+      ['0099@101', 'alreadyReleased'],
+    ]);
+    expect(gateway.calls).toHaveLength(3);
+  });
+
+  it('in a dry run calls nothing and reports wouldRelease, and the invalid entry as its own failure', async () => {
+    const gateway = new FakeGateway();
+    const report = (await handleReleaseEvent(
+      loadEvent('direct-release-dry-run.json'),
+      context(gateway),
+    )) as ReleaseReport;
+    expect(gateway.calls).toHaveLength(0);
+    expect(report.summary).toMatchObject({ requested: 2, wouldRelease: 1, failed: 1, released: 0 });
+    expect(report.results[1]).toMatchObject({
+      outcome: 'failed',
+      attempts: 0,
+      error: { kind: 'invalid-input', message: expect.stringContaining('locks[1]') as unknown },
+    });
+  });
+
+  it('refuses a payload over the maximum as a whole, attempting nothing', async () => {
+    const gateway = new FakeGateway();
+    const lockIds = Array.from({ length: 101 }, (_, i) => `lock-${i}`);
+    const report = (await handleReleaseEvent({ lockIds, userId: USER }, context(gateway))) as ReleaseReport;
+    expect(gateway.calls).toHaveLength(0);
+    expect(report.error?.message).toMatch(/101 locks; at most 100/);
+    expect(report.summary).toMatchObject({ requested: 101, failed: 101, released: 0 });
+  });
+
+  it.each([
+    ['a string', 'lock-1'],
+    ['null', null],
+    ['both lockIds and locks', { lockIds: [], locks: [] }],
+    ['lockIds not an array', { lockIds: 'lock-1' }],
+    ['dryRun not boolean', { lockIds: ['a'], dryRun: 'yes' }],
+  ])('refuses %s with a clear message, without throwing', async (_, payload) => {
+    const report = (await handleReleaseEvent(payload, context(new FakeGateway()))) as ReleaseReport;
+    expect(report.error).toMatchObject({ kind: 'invalid-input' });
+    expect(report.results).toEqual([]);
+  });
+
+  it('rejects IDs with control characters, spaces, non-ASCII or over 256 characters before any call', async () => {
+    const gateway = new FakeGateway();
+    const bad = ['a\r\nX-Evil: 1', 'with space', 'é', 'x'.repeat(257), '', 42];
+    const report = (await handleReleaseEvent(
+      { lockIds: bad, userId: USER },
+      context(gateway),
+    )) as ReleaseReport;
+    expect(gateway.calls).toHaveLength(0);
+    expect(report.summary).toMatchObject({ requested: 6, failed: 6 });
+    expect(report.results.every((r) => r.error?.kind === 'invalid-input')).toBe(true);
+    expect(report.results.every((r) => /^[\x21-\x7e…]*$/.test(r.lockId))).toBe(true);
+  });
+});
+
+describe('isSqsEvent', () => {
+  it('needs every record to come from aws:sqs with a messageId', () => {
+    expect(isSqsEvent(loadEvent('sqs-release.json'))).toBe(true);
+    expect(isSqsEvent({ Records: [] })).toBe(false);
+    expect(isSqsEvent({ Records: [{ eventSource: 'aws:sns', messageId: 'x' }] })).toBe(false);
+    expect(isSqsEvent(loadEvent('direct-release.json'))).toBe(false);
+  });
+});
