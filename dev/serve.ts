@@ -4,17 +4,18 @@
  *
  *   set -a; . .local/stack.env; set +a
  *   npx sls invoke local --stage local -f release -p events/sqs-release.json
+ *   npx sls invoke local --stage local -f sweep -p events/scheduled-sweep.json
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LOCAL_USER_ID, startLocalStack } from './stack';
-import { SAMPLE_LOCKS } from './samples';
+import { seedSamples } from './samples';
+import { LOCAL_LEDGER_TABLE, startLocalStack } from './stack';
 
-const stack = await startLocalStack();
+const ledgerDir = join(import.meta.dirname, '..', '.local', 'stack-dynamodb');
+rmSync(ledgerDir, { recursive: true, force: true });
+const stack = await startLocalStack({ ledger: { path: ledgerDir, tableName: LOCAL_LEDGER_TABLE } });
 // Held for a day rather than KooDrive's 10 minutes, so the samples still find them later.
-const expiresAt = Date.now() + 24 * 3600_000;
-for (const lockId of SAMPLE_LOCKS)
-  stack.koodrive.seedLock(LOCAL_USER_ID, lockId.split('@')[1], { lockId, expiresAt });
+await seedSamples(stack, 24 * 3600_000);
 
 const dir = join(import.meta.dirname, '..', '.local');
 mkdirSync(dir, { recursive: true });
@@ -26,10 +27,15 @@ writeFileSync(
     .join(''),
 );
 
-console.log(`KooDrive emulator ${stack.koodrive.url}, Secrets Manager ${stack.secrets.url}`);
-console.log(`${SAMPLE_LOCKS.length} sample locks held. Environment written to .local/stack.env:`);
+console.log(
+  `KooDrive emulator ${stack.koodrive.url}, Secrets Manager ${stack.secrets.url}, DynamoDB ${stack.dynamo?.endpoint}`,
+);
+console.log(
+  `${stack.koodrive.locks().length} locks held, ledger seeded. Environment written to .local/stack.env:`,
+);
 console.log(`  set -a; . .local/stack.env; set +a`);
 console.log(`  npx sls invoke local --stage local -f release -p events/sqs-release.json`);
+console.log(`  npx sls invoke local --stage local -f sweep -p events/scheduled-sweep.json`);
 console.log('Ctrl-C stops the stack.');
 
 const stop = () => {

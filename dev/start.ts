@@ -1,50 +1,63 @@
 /**
- * `npm start`: brings the local stack up on loopback, creates locks in the KooDrive emulator, runs the release
- * handler on the samples under events/ and prints what it answered and what the emulator holds afterwards.
+ * `npm start`: brings the local stack up on loopback, takes locks in the KooDrive emulator and records some in
+ * the ledger, runs the release handler on the samples under events/, then the sweep (dry run first), and prints
+ * what each answered and what the emulator and the ledger hold afterwards.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { lambdaContext } from './lambda-context';
-import { SAMPLE_LOCKS } from './samples';
-import { applyEnv, LOCAL_USER_ID, startLocalStack } from './stack';
+import { seedSamples } from './samples';
+import { applyEnv, startLocalStack } from './stack';
 
-const EVENTS = join(import.meta.dirname, '..', 'events');
-const event = (name: string): unknown => JSON.parse(readFileSync(join(EVENTS, name), 'utf8'));
+const ROOT = join(import.meta.dirname, '..');
+const LEDGER_DIR = join(ROOT, '.local', 'dynamodb');
+const event = (name: string): unknown => JSON.parse(readFileSync(join(ROOT, 'events', name), 'utf8'));
 const show = (value: unknown) => console.log(JSON.stringify(value, null, 2));
+const heading = (text: string) => console.log(`\n== ${text}`);
 
 async function main(): Promise<void> {
-  const stack = await startLocalStack();
-  applyEnv({ ...stack.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'WARN' });
+  // A fresh ledger each run, kept on disk afterwards for a look.
+  rmSync(LEDGER_DIR, { recursive: true, force: true });
+  const stack = await startLocalStack({ ledger: { path: LEDGER_DIR, tableName: 'koodrive-lock-ledger' } });
+  applyEnv({ ...stack.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'SILENT' });
   try {
+    const seeded = await seedSamples(stack);
     console.log('Local stack on 127.0.0.1:');
-    console.log(`  KooDrive emulator      ${stack.koodrive.url}`);
-    console.log(`  Secrets Manager        ${stack.secrets.url} (secret ${stack.env.KOODRIVE_SECRET_ID})`);
-    for (const lockId of SAMPLE_LOCKS) {
-      stack.koodrive.seedLock(LOCAL_USER_ID, lockId.split('@')[1], { lockId });
-    }
-    console.log(`  ${SAMPLE_LOCKS.length} locks held in the emulator for user ${LOCAL_USER_ID}\n`);
-
-    // Imported only now, so the handler reads the local stack's environment.
-    const { handler } = await import('../src/handlers/release');
-
-    console.log('release, SQS batch (events/sqs-release.json: 4 records, the third is not JSON) answers:');
-    show(await handler(event('sqs-release.json'), lambdaContext('release')));
-
+    console.log(`  KooDrive emulator   ${stack.koodrive.url}`);
+    console.log(`  Secrets Manager     ${stack.secrets.url}  (secret ${stack.env.KOODRIVE_SECRET_ID})`);
     console.log(
-      '\nrelease, direct invoke (events/direct-release.json: a duplicate and an unknown lock) answers:',
+      `  DynamoDB (dynalite) ${stack.dynamo?.endpoint}  (table ${stack.dynamo?.tableName}, ${LEDGER_DIR})`,
     );
-    show(await handler(event('direct-release.json'), lambdaContext('release')));
+    console.log(`  ${stack.koodrive.locks().length} locks held in the emulator; the ledger records`);
+    console.log(
+      `  ${seeded?.stale.length} stale, ${seeded?.fresh.length} fresh and ${seeded?.failed.length} failed`,
+    );
 
-    console.log('\nrelease, dry run (events/direct-release-dry-run.json) answers:');
-    show(await handler(event('direct-release-dry-run.json'), lambdaContext('release')));
+    // Imported only now, so the handlers read the local stack's environment.
+    const { handler: release } = await import('../src/handlers/release');
+    const { handler: sweep } = await import('../src/handlers/sweep');
 
-    console.log('\nThe emulator now holds:');
+    heading('release, SQS batch (events/sqs-release.json: 4 records, the third is not JSON)');
+    show(await release(event('sqs-release.json'), lambdaContext('release')));
+
+    heading('release, direct invoke (events/direct-release.json: a duplicate and an unknown lock)');
+    show(await release(event('direct-release.json'), lambdaContext('release')));
+
+    heading('release, dry run (events/direct-release-dry-run.json)');
+    show(await release(event('direct-release-dry-run.json'), lambdaContext('release')));
+
+    heading('sweep, dry run (events/sweep-dry-run.json): what it would release, and why');
+    show(await sweep(event('sweep-dry-run.json'), lambdaContext('sweep')));
+
+    heading('sweep, scheduled (events/scheduled-sweep.json)');
+    show(await sweep(event('scheduled-sweep.json'), lambdaContext('sweep', 300_000)));
+
+    heading('The emulator now holds');
     for (const lock of stack.koodrive.locks()) {
       console.log(`  ${lock.lockId}  ${stack.koodrive.isHeld(lock.lockId) ? 'HELD' : 'released'}`);
     }
-    const calls = stack.koodrive.requests.length;
     console.log(
-      `\n${calls} KooDrive requests, ${stack.koodrive.connectionsOpened} TCP connection(s) opened.`,
+      `  (${stack.koodrive.requests.length} KooDrive requests over ${stack.koodrive.connectionsOpened} TCP connection(s))`,
     );
   } finally {
     await stack.close();

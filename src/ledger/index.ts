@@ -1,0 +1,24 @@
+/** The lock ledger package for backup workers: the holder client, the DynamoDB ledger, its item and errors. */
+export {
+  AcquireAbortedError,
+  KooDriveLockError,
+  LockHolder,
+  type HeldLock,
+  type HolderLedger,
+  type KooDriveLocks,
+  type LockHolderOptions,
+} from './holder';
+export {
+  BY_STATUS_INDEX,
+  DynamoLedger,
+  LedgerConflictError,
+  LockExistsError,
+  LockLostError,
+  LockNotFoundError,
+  RELEASED_RETENTION_SECONDS,
+  type AcquiredLock,
+  type DynamoLedgerOptions,
+  type LedgerItem,
+  type LedgerStatus,
+} from './ledger';
+export { ReleaserError } from '../core/errors';

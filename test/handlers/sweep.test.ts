@@ -1,0 +1,152 @@
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { lambdaContext } from '../../dev/lambda-context';
+import { applyEnv, LOCAL_USER_ID, startLocalStack, type LocalStack } from '../../dev/stack';
+import { parseSecret } from '../../src/config';
+import type { ReleaseReport } from '../../src/core/model';
+import { handler as release } from '../../src/handlers/release';
+import { handler as sweep } from '../../src/handlers/sweep';
+import { KooDriveClient } from '../../src/koodrive/client';
+import { LockHolder } from '../../src/ledger/holder';
+import { DynamoLedger } from '../../src/ledger/ledger';
+import { resetApp } from '../../src/wiring';
+import { loadEvent } from '../helpers/events';
+
+let stack: LocalStack;
+let restoreEnv: () => void;
+let ledger: DynamoLedger;
+
+beforeAll(async () => {
+  stack = await startLocalStack({ ledger: true });
+  ledger = new DynamoLedger({ tableName: stack.dynamo!.tableName, client: stack.dynamo!.client });
+});
+afterAll(async () => {
+  await stack.close();
+});
+beforeEach(() => {
+  restoreEnv = applyEnv({ ...stack.env, LOG_LEVEL: 'SILENT' });
+  resetApp();
+});
+afterEach(() => {
+  restoreEnv();
+  resetApp();
+  stack.koodrive.reset();
+});
+
+/** A lock held in KooDrive and recorded HELD in the ledger, its last heartbeat `ageMinutes` ago. */
+async function held(ageMinutes: number): Promise<string> {
+  const lockId = stack.koodrive.seedLock(LOCAL_USER_ID, '102');
+  const past = new DynamoLedger({
+    tableName: stack.dynamo!.tableName,
+    client: stack.dynamo!.client,
+    now: () => Date.now() - ageMinutes * 60_000,
+  });
+  await past.recordAcquired({ lockId, userId: LOCAL_USER_ID, moduleCode: '102', holder: 'worker-1' });
+  return lockId;
+}
+
+describe('sweep against the local stack', () => {
+  it('a dry run lists the stale and failed locks with reasons and changes nothing', async () => {
+    const stale = await held(20);
+    const fresh = await held(1);
+    const failed = await held(2);
+    await ledger.record({
+      lockId: failed,
+      userId: LOCAL_USER_ID,
+      outcome: 'failed',
+      attempts: 4,
+      error: { kind: 'retryable', httpStatus: 503, message: 'unavailable' },
+    });
+    const report = await sweep(loadEvent('sweep-dry-run.json'), lambdaContext('sweep'));
+    const mine = report.candidates.filter((c) => [stale, fresh, failed].includes(c.lockId));
+    expect(mine.map((c) => [c.lockId, c.status])).toEqual(
+      expect.arrayContaining([
+        [stale, 'HELD'],
+        [failed, 'RELEASE_FAILED'],
+      ]),
+    );
+    expect(mine).toHaveLength(2);
+    expect(mine.find((c) => c.lockId === stale)?.reason).toMatch(
+      /heartbeat 1\d{3} s old \(stale after 900 s\)/,
+    );
+    expect(report.summary.released).toBe(0);
+    expect(stack.koodrive.isHeld(stale)).toBe(true);
+    expect((await ledger.get(stale))?.status).toBe('HELD');
+  });
+
+  it('the scheduled sweep releases exactly the stale and failed locks and marks them RELEASED', async () => {
+    const stale = await held(20);
+    const fresh = await held(1);
+    const failed = await held(2);
+    await ledger.record({
+      lockId: failed,
+      userId: LOCAL_USER_ID,
+      outcome: 'failed',
+      attempts: 1,
+      error: { kind: 'retryable', message: 'timed out' },
+    });
+    const report = await sweep(loadEvent('scheduled-sweep.json'), lambdaContext('sweep'));
+    const outcomes = Object.fromEntries(report.results.map((r) => [r.lockId, r.outcome]));
+    expect(outcomes[stale]).toBe('released');
+    expect(outcomes[failed]).toBe('released');
+    expect(outcomes[fresh]).toBeUndefined();
+    expect(stack.koodrive.isHeld(stale)).toBe(false);
+    expect(stack.koodrive.isHeld(failed)).toBe(false);
+    expect(stack.koodrive.isHeld(fresh)).toBe(true);
+    for (const id of [stale, failed]) {
+      const item = await ledger.get(id);
+      expect(item?.status).toBe('RELEASED');
+      expect(item?.expiresAt).toBeGreaterThan(Date.now() / 1000 + 6.9 * 24 * 3600);
+    }
+    expect((await ledger.get(fresh))?.status).toBe('HELD');
+  });
+
+  it('refuses a sweep event with a wrong field, naming it', async () => {
+    await expect(sweep({ dryRun: 'yes' }, lambdaContext('sweep'))).rejects.toThrow(
+      /dryRun must be true or false/,
+    );
+  });
+
+  it('release writes the ledger: RELEASED after success, RELEASE_FAILED with the error after a final failure', async () => {
+    const ok = stack.koodrive.seedLock(LOCAL_USER_ID, '101');
+    const bad = stack.koodrive.seedLock(LOCAL_USER_ID, '100');
+    stack.koodrive.fault({ match: (req) => req.lockId === bad, action: { type: 'status', status: 400 } });
+    const report = (await release({ lockIds: [ok, bad] }, lambdaContext('release'))) as ReleaseReport;
+    expect(report.results.map((r) => r.outcome)).toEqual(['released', 'failed']);
+    expect(await ledger.get(ok)).toMatchObject({ status: 'RELEASED', userId: LOCAL_USER_ID });
+    expect(await ledger.get(bad)).toMatchObject({
+      status: 'RELEASE_FAILED',
+      releaseAttempts: 1,
+      lastError: expect.stringMatching(/^permanent: /) as unknown,
+    });
+  });
+});
+
+describe('a backup worker using the holder client against the local stack', () => {
+  it('keeps its lock while heart-beating; once it stops, the sweep releases it and its next heartbeat fails', async () => {
+    const settings = { settings: parseSecret(JSON.stringify(stack.secret), 'local'), version: 1 };
+    const koodrive = new KooDriveClient({
+      settings: { current: () => Promise.resolve(settings) },
+      timeoutMs: 2000,
+    });
+    let clockOffsetMs = 0;
+    const workerLedger = new DynamoLedger({
+      tableName: stack.dynamo!.tableName,
+      client: stack.dynamo!.client,
+      now: () => Date.now() + clockOffsetMs,
+    });
+    const worker = new LockHolder({ koodrive, ledger: workerLedger, holder: 'worker-e2e' });
+
+    const lock = await worker.acquire(LOCAL_USER_ID, '101');
+    expect(stack.koodrive.isHeld(lock.lockId)).toBe(true);
+    await worker.heartbeat(lock);
+    const fresh = await sweep({}, lambdaContext('sweep'));
+    expect(fresh.candidates.map((c) => c.lockId)).not.toContain(lock.lockId);
+
+    clockOffsetMs = -20 * 60_000; // its last heartbeat, 20 minutes ago: the worker crashed
+    await worker.heartbeat(lock);
+    const swept = await sweep({}, lambdaContext('sweep'));
+    expect(swept.results.find((r) => r.lockId === lock.lockId)?.outcome).toBe('released');
+    expect(stack.koodrive.isHeld(lock.lockId)).toBe(false);
+    await expect(worker.heartbeat(lock)).rejects.toThrow(/renew/);
+  });
+});
