@@ -42,8 +42,11 @@ export interface EngineDeps {
   recorder?: OutcomeRecorder;
   /** Told when recording an outcome failed; the outcome itself stands (KooDrive already answered). */
   onRecordError?: (result: LockResult, error: unknown) => void;
-  /** Told of every final outcome, for logs and metrics. */
-  onResult?: (result: LockResult) => void;
+  /**
+   * Told of every final outcome, for logs and metrics; callers that know more (the SQS messages that asked
+   * for the lock) pass it as the second argument.
+   */
+  onResult?: (result: LockResult, correlation?: { messageIds?: string[] }) => void;
 }
 
 /** Releases each lock once; resolves with one result per lock, in input order. Never rejects for a lock. */
@@ -60,37 +63,69 @@ export async function releaseLocks(
   // of sending a storm of requests that cannot succeed.
   let authBroken: LockError | undefined;
 
+  // Until one attempt got an answer other than an authentication failure, attempts go one at a time (a
+  // probe): wrong credentials then cost one request (two with a re-read that found new ones) per
+  // invocation instead of one per concurrency slot. `probe` settles when the probing lock stops probing.
+  let authPassed = false;
+  let probe: Promise<void> | undefined;
+
   const releaseOne = async (lock: LockRef): Promise<LockResult> => {
     let attempts = 0;
     let refreshed = false;
     let last: LockError | undefined;
-    for (;;) {
-      if (authBroken) return failed(lock, attempts, authBroken);
-      if (deps.remainingMs() < reserveMs) {
-        return failed(lock, attempts, deadlineError(attempts, last));
-      }
-      attempts += 1;
-      const answer = await deps.gateway.release(lock);
-      if (answer.ok) return { ...lock, outcome: answer.outcome, attempts };
-      last = answer.error;
-
-      if (answer.error.kind === 'auth') {
-        // One re-read of the secret (rotation), then one more try with the new credentials.
-        if (!refreshed && attempts < options.maxAttempts) {
-          refreshed = true;
-          if (await deps.gateway.refreshCredentials(answer.credentialsVersion)) continue;
+    // Set while this lock is the probe: calling it lets the waiting locks go on.
+    let endProbe: (() => void) | undefined;
+    const stopProbing = (): void => {
+      const end = endProbe;
+      if (end === undefined) return;
+      endProbe = undefined;
+      probe = undefined;
+      end();
+    };
+    try {
+      for (;;) {
+        if (authBroken) return failed(lock, attempts, authBroken);
+        if (!authPassed && endProbe === undefined) {
+          if (probe) {
+            await probe;
+            continue;
+          }
+          const { promise, resolve } = Promise.withResolvers<void>();
+          probe = promise;
+          endProbe = resolve;
         }
-        if (refreshed) authBroken = answer.error;
-        return failed(lock, attempts, answer.error);
+        if (deps.remainingMs() < reserveMs) {
+          return failed(lock, attempts, deadlineError(attempts, last));
+        }
+        attempts += 1;
+        const answer = await deps.gateway.release(lock);
+        if (answer.ok || answer.error.kind !== 'auth') {
+          authPassed = true;
+          stopProbing();
+        }
+        if (answer.ok) return { ...lock, outcome: answer.outcome, attempts };
+        last = answer.error;
+
+        if (answer.error.kind === 'auth') {
+          // One re-read of the secret (rotation), then one more try with the new credentials.
+          if (!refreshed && attempts < options.maxAttempts) {
+            refreshed = true;
+            if (await deps.gateway.refreshCredentials(answer.credentialsVersion)) continue;
+          }
+          if (refreshed) authBroken = answer.error;
+          return failed(lock, attempts, answer.error);
+        }
+        if (answer.error.kind !== 'retryable' || attempts >= options.maxAttempts) {
+          return failed(lock, attempts, answer.error);
+        }
+        const delayMs = backoffMs(attempts, answer.retryAfterMs, options, deps.random);
+        if (deps.remainingMs() - delayMs < reserveMs) {
+          return failed(lock, attempts, deadlineError(attempts, last));
+        }
+        await deps.clock.sleep(delayMs);
       }
-      if (answer.error.kind !== 'retryable' || attempts >= options.maxAttempts) {
-        return failed(lock, attempts, answer.error);
-      }
-      const delayMs = backoffMs(attempts, answer.retryAfterMs, options, deps.random);
-      if (deps.remainingMs() - delayMs < reserveMs) {
-        return failed(lock, attempts, deadlineError(attempts, last));
-      }
-      await deps.clock.sleep(delayMs);
+    } finally {
+      stopProbing();
     }
   };
 

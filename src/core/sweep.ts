@@ -219,14 +219,13 @@ export function parseSweepEvent(
     const value = fields[name];
     if (value === undefined) return fallback;
     if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-      problems.push(`${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
+      problems.push(`${name} must be a whole number from ${min} to ${max}, got ${shown(value)}`);
       return fallback;
     }
     return value;
   };
   const dryRun = fields.dryRun ?? false;
-  if (typeof dryRun !== 'boolean')
-    problems.push(`dryRun must be true or false, got ${JSON.stringify(dryRun)}`);
+  if (typeof dryRun !== 'boolean') problems.push(`dryRun must be true or false, got ${shown(dryRun)}`);
   const input: SweepInput = {
     dryRun: dryRun === true,
     staleAfterSeconds: int(
@@ -239,4 +238,21 @@ export function parseSweepEvent(
   };
   if (problems.length > 0) throw new SweepEventError(problems);
   return input;
+}
+
+const SHOWN_LENGTH = 40;
+
+/**
+ * A bad field's value for an error message: short strings and scalars as JSON, a long string cut with its
+ * length, anything else by its type. Never the whole value (a 1 MB string would make a 1 MB message) and never
+ * JSON.stringify of a structure (a deeply nested array overflows the stack).
+ */
+function shown(value: unknown): string {
+  if (typeof value === 'string') {
+    return value.length > SHOWN_LENGTH
+      ? `${JSON.stringify(value.slice(0, SHOWN_LENGTH))}… (${value.length} characters)`
+      : JSON.stringify(value);
+  }
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return describeType(value);
 }

@@ -1,0 +1,307 @@
+/**
+ * The deployed wiring, read from the packaged CloudFormation template (`sls package`): least-privilege IAM,
+ * the release queue's redrive and visibility timeout, the dead-letter queue's retention, the sweep's reserved
+ * concurrency, the release event source mapping, the runtime and the ledger table.
+ *
+ * The service is packaged once, from a copy of the repository in a temporary folder (node_modules linked), so
+ * its .esbuild/ and .serverless/ folders never collide with another package run in the working tree. No AWS
+ * call is made: packaging needs no account, the credentials are dummies and instance metadata is off.
+ */
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const SERVICE = 'koodrive-lock-releaser';
+const STAGE = 'dev';
+/** Copied into the temporary service folder: everything except what is big, generated or not ours. */
+const NOT_COPIED = new Set([
+  'node_modules',
+  '.git',
+  '.serverless',
+  '.esbuild',
+  '.local',
+  '.vitest',
+  'coverage',
+]);
+
+type Json = Record<string, unknown>;
+interface Resource {
+  Type: string;
+  Properties: Json;
+  DeletionPolicy?: string;
+}
+interface Statement {
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+  NotAction?: unknown;
+  NotResource?: unknown;
+}
+
+let workDir: string;
+let template: { Resources: Record<string, Resource> };
+
+beforeAll(() => {
+  workDir = mkdtempSync(join(tmpdir(), 'koodrive-package-'));
+  const service = join(workDir, 'service');
+  cpSync(ROOT, service, {
+    recursive: true,
+    filter: (source) => !NOT_COPIED.has(source.slice(ROOT.length + 1).split('/')[0] ?? ''),
+  });
+  symlinkSync(join(ROOT, 'node_modules'), join(service, 'node_modules'), 'dir');
+  const out = join(workDir, 'package');
+  const env: NodeJS.ProcessEnv = {
+    PATH: `${join(ROOT, 'node_modules', '.bin')}:${process.env.PATH ?? ''}`,
+    HOME: process.env.HOME ?? workDir,
+    AWS_ACCESS_KEY_ID: 'package-only',
+    AWS_SECRET_ACCESS_KEY: 'package-only',
+    AWS_EC2_METADATA_DISABLED: 'true',
+    CI: '1',
+  };
+  const result = spawnSync('npx', ['sls', 'package', '--stage', STAGE, '--package', out], {
+    cwd: service,
+    env,
+    encoding: 'utf8',
+    timeout: 110_000,
+  });
+  if (result.status !== 0) {
+    throw new Error(
+      `sls package failed (${result.status ?? result.signal}):\n${result.stdout}\n${result.stderr}`,
+    );
+  }
+  template = JSON.parse(
+    readFileSync(join(out, 'cloudformation-template-update-stack.json'), 'utf8'),
+  ) as typeof template;
+}, 120_000);
+
+afterAll(() => {
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+});
+
+function resource(name: string): Resource {
+  const found = template.Resources[name];
+  if (!found) throw new Error(`the template has no resource ${name}`);
+  return found;
+}
+function ofType(type: string): [string, Resource][] {
+  return Object.entries(template.Resources).filter(([, r]) => r.Type === type);
+}
+const asList = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
+const getAtt = (name: string, attribute = 'Arn') => ({ 'Fn::GetAtt': [name, attribute] });
+
+/** Every IAM statement of every role and policy in the template. */
+function statements(): Statement[] {
+  const all: Statement[] = [];
+  for (const [, r] of Object.entries(template.Resources)) {
+    if (r.Type === 'AWS::IAM::Role') {
+      for (const policy of (r.Properties.Policies as { PolicyDocument: { Statement: Statement[] } }[]) ??
+        []) {
+        all.push(...policy.PolicyDocument.Statement);
+      }
+    } else if (r.Type === 'AWS::IAM::Policy' || r.Type === 'AWS::IAM::ManagedPolicy') {
+      all.push(...(r.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
+    }
+  }
+  return all;
+}
+
+/** A resource as text for wildcard checks: a plain ARN, an Fn::Sub template, or a GetAtt rendered as such. */
+function resourceText(value: unknown): string {
+  if (typeof value === 'string') return value;
+  const sub = (value as { 'Fn::Sub'?: unknown })['Fn::Sub'];
+  if (typeof sub === 'string') return sub;
+  const att = (value as { 'Fn::GetAtt'?: unknown })['Fn::GetAtt'];
+  if (Array.isArray(att)) return `\${${att.join('.')}}`;
+  return JSON.stringify(value);
+}
+
+describe(`the packaged template (sls package --stage ${STAGE})`, () => {
+  it('runs both functions on nodejs24.x', () => {
+    const functions = ofType('AWS::Lambda::Function');
+    expect(functions.map(([name]) => name).sort()).toEqual(['ReleaseLambdaFunction', 'SweepLambdaFunction']);
+    for (const [name, fn] of functions) expect(fn.Properties.Runtime, name).toBe('nodejs24.x');
+  });
+
+  describe('IAM: least privilege', () => {
+    it('one role, no managed policies, no inline policy resources besides it', () => {
+      const roles = ofType('AWS::IAM::Role');
+      expect(roles.map(([name]) => name)).toEqual(['IamRoleLambdaExecution']);
+      expect(roles[0]?.[1].Properties.ManagedPolicyArns).toBeUndefined();
+      expect(ofType('AWS::IAM::Policy')).toEqual([]);
+      expect(ofType('AWS::IAM::ManagedPolicy')).toEqual([]);
+    });
+
+    it('only Allow statements with explicit actions: no "*", no service:*, no NotAction/NotResource', () => {
+      for (const statement of statements()) {
+        expect(statement.Effect).toBe('Allow');
+        expect(statement.NotAction).toBeUndefined();
+        expect(statement.NotResource).toBeUndefined();
+        for (const action of asList(statement.Action)) {
+          expect(action, JSON.stringify(statement)).toMatch(/^[a-z0-9-]+:[A-Za-z]+$/);
+        }
+      }
+    });
+
+    it('no bare "*" resource; wildcards only in the generated log-group ARNs and the secret\'s 6-character suffix', () => {
+      for (const statement of statements()) {
+        for (const r of asList(statement.Resource)) {
+          const text = resourceText(r);
+          expect(text, JSON.stringify(statement)).not.toBe('*');
+          if (text.includes('*')) {
+            expect(
+              asList(statement.Action).every((a) => a.startsWith('logs:')),
+              text,
+            ).toBe(true);
+            expect(text).toMatch(
+              new RegExp(
+                `^arn:\\$\\{AWS::Partition\\}:logs:\\$\\{AWS::Region\\}:\\$\\{AWS::AccountId\\}:log-group:/aws/lambda/${SERVICE}-${STAGE}\\*:\\*(:\\*)?$`,
+              ),
+            );
+          }
+          if (text.includes('?')) expect(text).toMatch(/:secret:[^*?]+-\?{6}$/);
+        }
+      }
+    });
+
+    it('secretsmanager: GetSecretValue only, on the one secret the functions are told to read', () => {
+      const grants = statements().filter((s) =>
+        asList(s.Action).some((a) => a.startsWith('secretsmanager:')),
+      );
+      expect(grants).toHaveLength(1);
+      const [grant] = grants as [Statement];
+      expect(asList(grant.Action)).toEqual(['secretsmanager:GetSecretValue']);
+      const resources = asList(grant.Resource).map(resourceText);
+      const secretId = (resource('ReleaseLambdaFunction').Properties.Environment as { Variables: Json })
+        .Variables.KOODRIVE_SECRET_ID;
+      expect(secretId).toBe(`${SERVICE}/${STAGE}`);
+      expect(resources).toEqual([
+        `arn:\${AWS::Partition}:secretsmanager:\${AWS::Region}:\${AWS::AccountId}:secret:${String(secretId)}-??????`,
+      ]);
+    });
+
+    it('dynamodb: UpdateItem on the ledger table and Query on its byStatus index, nothing else', () => {
+      const grants = statements().filter((s) => asList(s.Action).some((a) => a.startsWith('dynamodb:')));
+      const pairs = grants.flatMap((s) =>
+        asList(s.Action).flatMap((action) => asList(s.Resource).map((r) => `${action} ${resourceText(r)}`)),
+      );
+      expect(pairs.sort()).toEqual([
+        'dynamodb:Query ${LedgerTable.Arn}/index/byStatus',
+        'dynamodb:UpdateItem ${LedgerTable.Arn}',
+      ]);
+    });
+
+    it('sqs: only what the event source mapping needs, on the release queue', () => {
+      const grants = statements().filter((s) => asList(s.Action).some((a) => a.startsWith('sqs:')));
+      for (const grant of grants) {
+        for (const action of asList(grant.Action)) {
+          expect([
+            'sqs:ReceiveMessage',
+            'sqs:DeleteMessage',
+            'sqs:GetQueueAttributes',
+            'sqs:ChangeMessageVisibility',
+          ]).toContain(action);
+        }
+        expect(asList(grant.Resource)).toEqual([getAtt('ReleaseQueue')]);
+      }
+    });
+
+    it('every statement is one of: logs, the secret, the ledger, the release queue', () => {
+      for (const statement of statements()) {
+        const services = new Set(asList(statement.Action).map((a) => a.split(':')[0]));
+        expect(services.size, JSON.stringify(statement)).toBe(1);
+        expect(['logs', 'secretsmanager', 'dynamodb', 'sqs']).toContain([...services][0]);
+      }
+    });
+  });
+
+  describe('the release queue and its dead-letter queue', () => {
+    it('redrives to the DLQ after 5 receives; the DLQ keeps messages 14 days', () => {
+      expect(resource('ReleaseQueue').Properties.RedrivePolicy).toEqual({
+        deadLetterTargetArn: getAtt('ReleaseDeadLetterQueue'),
+        maxReceiveCount: 5,
+      });
+      expect(resource('ReleaseDeadLetterQueue').Properties.MessageRetentionPeriod).toBe(14 * 24 * 3600);
+    });
+
+    it('visibility timeout is at least six times the release function timeout', () => {
+      const timeout = resource('ReleaseLambdaFunction').Properties.Timeout as number;
+      expect(Number(resource('ReleaseQueue').Properties.VisibilityTimeout)).toBeGreaterThanOrEqual(
+        6 * timeout,
+      );
+    });
+
+    it('…plus the batching window, as AWS advises for a MaximumBatchingWindowInSeconds (Lambda guide, "with-sqs")', () => {
+      const timeout = resource('ReleaseLambdaFunction').Properties.Timeout as number;
+      const [[, mapping]] = releaseMappings() as [[string, Resource]];
+      const window = Number(mapping.Properties.MaximumBatchingWindowInSeconds ?? 0);
+      expect(Number(resource('ReleaseQueue').Properties.VisibilityTimeout)).toBeGreaterThanOrEqual(
+        6 * timeout + window,
+      );
+    });
+  });
+
+  function releaseMappings(): [string, Resource][] {
+    return ofType('AWS::Lambda::EventSourceMapping').filter(
+      ([, m]) =>
+        JSON.stringify(m.Properties.FunctionName) === JSON.stringify(getAtt('ReleaseLambdaFunction')),
+    );
+  }
+
+  it('the release event source mapping: the release queue, a maximum concurrency, partial batch responses', () => {
+    const mappings = releaseMappings();
+    expect(mappings).toHaveLength(1);
+    const [[, mapping]] = mappings as [[string, Resource]];
+    expect(mapping.Properties.EventSourceArn).toEqual(getAtt('ReleaseQueue'));
+    const maximum = (mapping.Properties.ScalingConfig as { MaximumConcurrency?: number } | undefined)
+      ?.MaximumConcurrency;
+    expect(maximum).toBeGreaterThanOrEqual(2); // the smallest value Lambda accepts
+    expect(maximum).toBeLessThanOrEqual(1000);
+    expect(mapping.Properties.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
+  });
+
+  it('the sweep: reserved concurrency 1, on a schedule', () => {
+    expect(resource('SweepLambdaFunction').Properties.ReservedConcurrentExecutions).toBe(1);
+    const rules = ofType('AWS::Events::Rule').filter(([, r]) =>
+      JSON.stringify(r.Properties.Targets).includes('SweepLambdaFunction'),
+    );
+    expect(rules).toHaveLength(1);
+    expect(rules[0]?.[1].Properties.ScheduleExpression).toBe('rate(5 minutes)');
+  });
+
+  it('the ledger table: byStatus index, TTL on expiresAt, point-in-time recovery, kept on stack removal', () => {
+    const table = resource('LedgerTable');
+    expect(table.DeletionPolicy).toBe('Retain');
+    expect(table.Properties.BillingMode).toBe('PAY_PER_REQUEST');
+    expect(table.Properties.KeySchema).toEqual([{ AttributeName: 'lockId', KeyType: 'HASH' }]);
+    expect(table.Properties.GlobalSecondaryIndexes).toEqual([
+      {
+        IndexName: 'byStatus',
+        KeySchema: [
+          { AttributeName: 'status', KeyType: 'HASH' },
+          { AttributeName: 'heartbeatAt', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      },
+    ]);
+    expect(table.Properties.TimeToLiveSpecification).toEqual({ AttributeName: 'expiresAt', Enabled: true });
+    expect(table.Properties.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+    const tableName = table.Properties.TableName;
+    for (const fn of ['ReleaseLambdaFunction', 'SweepLambdaFunction']) {
+      expect((resource(fn).Properties.Environment as { Variables: Json }).Variables.LOCK_LEDGER_TABLE).toBe(
+        tableName,
+      );
+    }
+  });
+
+  it('no function environment carries a credential', () => {
+    for (const [name, fn] of ofType('AWS::Lambda::Function')) {
+      const variables = (fn.Properties.Environment as { Variables: Json } | undefined)?.Variables ?? {};
+      for (const key of Object.keys(variables)) {
+        expect(key, name).not.toMatch(/SECRET(?!_ID)|TOKEN|PASSWORD|APP_?KEY|NODE_TLS_REJECT_UNAUTHORIZED/i);
+      }
+    }
+  });
+});
