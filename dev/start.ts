@@ -12,14 +12,32 @@ import { applyEnv, startLocalStack } from './stack';
 const ROOT = join(import.meta.dirname, '..');
 const LEDGER_DIR = join(ROOT, '.local', 'dynamodb');
 const event = (name: string): unknown => JSON.parse(readFileSync(join(ROOT, 'events', name), 'utf8'));
-const show = (value: unknown) => console.log(JSON.stringify(value, null, 2));
 const heading = (text: string) => console.log(`\n== ${text}`);
+
+/** The answer as the function returns it, one result per line so a newcomer can read it. */
+function show(answer: unknown): void {
+  const { results, candidates, ...rest } = answer as { results?: unknown[]; candidates?: unknown[] };
+  console.log(`  ${JSON.stringify(rest)}`);
+  for (const [name, list] of [
+    ['results', results],
+    ['candidates', candidates],
+  ] as const) {
+    if (!list) continue;
+    console.log(`  ${name}:`);
+    for (const item of list) console.log(`    ${JSON.stringify(item)}`);
+  }
+}
 
 async function main(): Promise<void> {
   // A fresh ledger each run, kept on disk afterwards for a look.
   rmSync(LEDGER_DIR, { recursive: true, force: true });
   const stack = await startLocalStack({ ledger: { path: LEDGER_DIR, tableName: 'koodrive-lock-ledger' } });
-  applyEnv({ ...stack.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'SILENT' });
+  applyEnv({
+    ...stack.env,
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'SILENT',
+    // Metrics are JSON lines on stdout too: shown with the logs when LOG_LEVEL is set.
+    POWERTOOLS_METRICS_DISABLED: process.env.LOG_LEVEL ? 'false' : 'true',
+  });
   try {
     const seeded = await seedSamples(stack);
     console.log('Local stack on 127.0.0.1:');
@@ -59,6 +77,12 @@ async function main(): Promise<void> {
     console.log(
       `  (${stack.koodrive.requests.length} KooDrive requests over ${stack.koodrive.connectionsOpened} TCP connection(s))`,
     );
+    console.log(`
+== Where to look next
+  README.md        what each answer means, the configuration, the runbook
+  events/          the samples used above; try your own with npm run stack + npx sls invoke local
+  .local/dynamodb  the ledger this run left behind (dynalite, on disk)
+  LOG_LEVEL=INFO npm start   the same run with the functions' JSON log lines and metrics`);
   } finally {
     await stack.close();
   }

@@ -2,32 +2,31 @@
  * The one place that builds clients and the engine: once per container, on the first invocation (importing a
  * handler makes no AWS call and opens no socket). A failed build is not kept, so the next invocation retries.
  */
-import { Logger } from '@aws-lambda-powertools/logger';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { SQSBatchResponse } from 'aws-lambda';
 import { readEnv, type EnvConfig } from './config';
 import { DEFAULT_ENGINE_OPTIONS, type EngineDeps, type EngineOptions } from './core/engine';
 import { ConfigError } from './core/errors';
-import { systemClock, type LockGateway, type LockResult } from './core/model';
-import type { ReleaseContext } from './core/release';
-import type { SweepDeps } from './core/sweep';
+import { systemClock, type LockGateway, type ReleaseReport } from './core/model';
+import { handleReleaseEvent, isSqsEvent } from './core/release';
+import { DEFAULT_SWEEP_LIMIT, parseSweepEvent, sweep, type SweepReport } from './core/sweep';
 import { KooDriveClient } from './koodrive/client';
 import { SecretSettingsSource } from './koodrive/secret-source';
 import { DynamoLedger } from './ledger/ledger';
+import { InvocationTelemetry, logger, metrics } from './telemetry';
 
 export interface App {
   env: EnvConfig;
-  logger: Logger;
   settings: SecretSettingsSource;
   koodrive: KooDriveClient;
   /** Absent when LOCK_LEDGER_TABLE is unset. */
   ledger: DynamoLedger | undefined;
-  /** Everything one release invocation needs; reads the (cached) secret first. */
-  releaseContext(remainingMs: () => number): Promise<ReleaseContext>;
-  /** Everything one sweep needs; reads the (cached) secret first. Needs the ledger. */
-  sweepContext(remainingMs: () => number): Promise<SweepDeps>;
+  /** One release invocation: an SQS batch or a direct-invoke payload. */
+  release(event: unknown, remainingMs: () => number): Promise<SQSBatchResponse | ReleaseReport>;
+  /** One sweep invocation. */
+  sweep(event: unknown, remainingMs: () => number): Promise<SweepReport>;
 }
-
-export const logger = new Logger({ serviceName: 'koodrive-lock-releaser' });
 
 let app: App | undefined;
 
@@ -59,68 +58,92 @@ function buildApp(env: EnvConfig): App {
     ttlMs: env.secretCacheSeconds * 1000,
   });
   const koodrive = new KooDriveClient({ settings, timeoutMs: env.timeoutMs });
-  const gateway: LockGateway = {
-    release: (lock) => koodrive.releaseLock(lock),
-    refreshCredentials: (version) => settings.refresh(version),
-  };
   const options = engineOptions(env);
   const ledger = env.ledgerTable ? new DynamoLedger({ tableName: env.ledgerTable }) : undefined;
-  const engine = (remainingMs: () => number): EngineDeps => ({
-    gateway,
-    clock: systemClock,
-    random: Math.random,
-    remainingMs,
-    onResult: logResult,
-    onRecordError: logRecordError,
-  });
+
+  const engine = (telemetry: InvocationTelemetry, remainingMs: () => number): EngineDeps => {
+    const gateway: LockGateway = {
+      async release(lock) {
+        const startedAt = performance.now();
+        const answer = await koodrive.releaseLock(lock);
+        telemetry.latency(performance.now() - startedAt);
+        return answer;
+      },
+      refreshCredentials: (version) => settings.refresh(version),
+    };
+    return {
+      gateway,
+      clock: systemClock,
+      random: Math.random,
+      remainingMs,
+      onResult: telemetry.decision,
+      onRecordError: telemetry.recordError,
+    };
+  };
+
   return {
     env,
-    logger,
     settings,
     koodrive,
     ledger,
-    async releaseContext(remainingMs) {
-      const { settings: current } = await settings.current();
-      return {
-        engine: { ...engine(remainingMs), ...(ledger ? { recorder: ledger } : {}) },
+    async release(event, remainingMs) {
+      const telemetry = new InvocationTelemetry('release');
+      const { settings: current } = await logged(settings.current());
+      const answer = await handleReleaseEvent(event, {
+        engine: { ...engine(telemetry, remainingMs), ...(ledger ? { recorder: ledger } : {}) },
         options,
         defaultUserId: current.defaultUserId,
         maxLocksPerInvoke: env.maxLocksPerInvoke,
-      };
+      });
+      if ('batchItemFailures' in answer) {
+        const records = isSqsEvent(event) ? event.Records.length : 0;
+        telemetry.finish({ trigger: 'sqs', records, failedRecords: answer.batchItemFailures.length });
+      } else {
+        telemetry.finish({
+          trigger: 'direct',
+          ...answer.summary,
+          ...(answer.error ? { error: answer.error } : {}),
+        });
+      }
+      return answer;
     },
-    async sweepContext(remainingMs) {
-      if (!ledger) throw new ConfigError('invalid environment', ['LOCK_LEDGER_TABLE is required for the sweep']);
-      await settings.current();
-      return { ledger, engine: engine(remainingMs), options };
+    async sweep(event, remainingMs) {
+      const telemetry = new InvocationTelemetry('sweep');
+      const input = await logged(
+        Promise.resolve().then(() =>
+          parseSweepEvent(event, { staleAfterSeconds: env.staleAfterSeconds, limit: DEFAULT_SWEEP_LIMIT }),
+        ),
+      );
+      if (!ledger) {
+        throw logConfigError(
+          new ConfigError('invalid environment', ['LOCK_LEDGER_TABLE is required for the sweep']),
+        );
+      }
+      await logged(settings.current());
+      const requestsBefore = ledger.requests;
+      const report = await sweep(input, { ledger, engine: engine(telemetry, remainingMs), options });
+      metrics.addMetric('StaleLocksFound', MetricUnit.Count, report.candidates.length);
+      metrics.addMetric('SweepDurationMs', MetricUnit.Milliseconds, report.summary.durationMs);
+      telemetry.finish({
+        dryRun: input.dryRun,
+        ...report.summary,
+        dynamodbRequests: ledger.requests - requestsBefore,
+      });
+      return report;
     },
   };
 }
 
-/** Log user IDs by their last four characters only. */
-export function maskUserId(userId: string): string {
-  return userId.length <= 4 ? '****' : `****${userId.slice(-4)}`;
+/** A configuration or input problem fails the invocation; it is logged first, so it is found in the logs. */
+async function logged<T>(promise: Promise<T>): Promise<T> {
+  try {
+    return await promise;
+  } catch (error) {
+    throw logConfigError(error);
+  }
 }
 
-function logResult(result: LockResult): void {
-  const fields = {
-    lockId: result.lockId,
-    userId: maskUserId(result.userId),
-    outcome: result.outcome,
-    attempts: result.attempts,
-    ...(result.error
-      ? { errorKind: result.error.kind, httpStatus: result.error.httpStatus, koodriveCode: result.error.code }
-      : {}),
-  };
-  if (result.outcome === 'failed')
-    logger.warn('lock not released', { ...fields, error: result.error?.message });
-  else logger.info(`lock ${result.outcome}`, fields);
-}
-
-function logRecordError(result: LockResult, error: unknown): void {
-  logger.error('ledger not updated: the lock outcome stands, the ledger is behind', {
-    lockId: result.lockId,
-    userId: maskUserId(result.userId),
-    outcome: result.outcome,
-    error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
-  });
+function logConfigError(error: unknown): unknown {
+  logger.error('invocation failed before any lock was released', error as Error);
+  return error;
 }

@@ -2,7 +2,7 @@
  * The release use case: an SQS batch or a direct-invoke payload in, `batchItemFailures` or the
  * release report out. Every requested lock is accounted for exactly once.
  */
-import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { releaseLocks, type EngineDeps, type EngineOptions } from './engine';
 import type { LockResult, ReleaseReport } from './model';
 import { distinctLocks, lockKey, parseDirectPayload, parseSqsBody, type Entry } from './requests';
@@ -34,7 +34,27 @@ export function isSqsEvent(event: unknown): event is SQSEvent {
 /** SQS: each record names one lock; the records whose lock was not released come back. */
 export async function releaseSqsBatch(event: SQSEvent, ctx: ReleaseContext): Promise<SQSBatchResponse> {
   const entries = event.Records.map((record) => parseSqsBody(record.body, ctx.defaultUserId));
-  const outcomes = await releaseDistinct(entries, ctx);
+  // Each decision is logged with the messages that asked for the lock.
+  const messageIds = new Map<string, string[]>();
+  entries.forEach((entry, i) => {
+    const messageId = (event.Records[i] as SQSRecord).messageId;
+    if (!entry.ok) {
+      ctx.engine.onResult?.(invalidResult(entry), { messageIds: [messageId] });
+      return;
+    }
+    const key = lockKey(entry.lock);
+    messageIds.set(key, [...(messageIds.get(key) ?? []), messageId]);
+  });
+  const onResult = ctx.engine.onResult;
+  const outcomes = await releaseDistinct(entries, {
+    ...ctx,
+    engine: {
+      ...ctx.engine,
+      ...(onResult
+        ? { onResult: (r: LockResult) => onResult(r, { messageIds: messageIds.get(lockKey(r)) ?? [] }) }
+        : {}),
+    },
+  });
   const batchItemFailures = event.Records.filter((_, i) => !succeeded(entries[i], outcomes)).map(
     (record) => ({
       itemIdentifier: record.messageId,
@@ -87,6 +107,16 @@ function wouldRelease(entries: readonly Entry[]): Map<string, LockResult> {
   );
 }
 
+function invalidResult(entry: Extract<Entry, { ok: false }>): LockResult {
+  return {
+    lockId: entry.lockId,
+    userId: entry.userId,
+    outcome: 'failed',
+    attempts: 0,
+    error: { kind: 'invalid-input', message: entry.message },
+  };
+}
+
 /** One result per distinct valid lock and one per invalid entry, in the order they were asked for. */
 export function buildReport(
   entries: readonly Entry[],
@@ -99,13 +129,7 @@ export function buildReport(
   let duplicates = 0;
   for (const entry of entries) {
     if (!entry.ok) {
-      results.push({
-        lockId: entry.lockId,
-        userId: entry.userId,
-        outcome: 'failed',
-        attempts: 0,
-        error: { kind: 'invalid-input', message: entry.message },
-      });
+      results.push(invalidResult(entry));
       continue;
     }
     const key = lockKey(entry.lock);

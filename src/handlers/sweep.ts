@@ -2,14 +2,15 @@
  * sweep: on its schedule (or invoked by hand, `{"dryRun": true}`), releases the ledger's stale and failed locks.
  * Configuration errors and a malformed event throw: the operator sees the message.
  */
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { DEFAULT_SWEEP_LIMIT, parseSweepEvent, sweep, type SweepReport } from '../core/sweep';
+import type { SweepReport } from '../core/sweep';
+import { logger, metrics } from '../telemetry';
 import { getApp } from '../wiring';
 
-export const handler = middy<unknown, SweepReport, Error, Context>().handler(async (event, context) => {
-  const app = getApp();
-  const input = parseSweepEvent(event, { staleAfterSeconds: app.env.staleAfterSeconds, limit: DEFAULT_SWEEP_LIMIT });
-  const deps = await app.sweepContext(() => context.getRemainingTimeInMillis());
-  return sweep(input, deps);
-});
+export const handler = middy<unknown, SweepReport, Error, Context>()
+  .use(injectLambdaContext(logger, { resetKeys: true, logEvent: false }))
+  .use(logMetrics(metrics, { captureColdStartMetric: true }))
+  .handler((event, context) => getApp().sweep(event, () => context.getRemainingTimeInMillis()));

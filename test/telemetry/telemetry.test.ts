@@ -1,0 +1,152 @@
+/**
+ * The log lines and EMF documents of real invocations against the local stack: the fields an on-call engineer
+ * needs are there, and nothing secret is.
+ */
+import type { SQSEvent } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { lambdaContext } from '../../dev/lambda-context';
+import { applyEnv, LOCAL_APP_SECRET, LOCAL_USER_ID, startLocalStack, type LocalStack } from '../../dev/stack';
+import { loadEvent } from '../helpers/events';
+
+type Line = Record<string, unknown>;
+
+let stack: LocalStack;
+let restoreEnv: () => void;
+const lines: Line[] = [];
+let raw = '';
+
+async function freshHandlers() {
+  // The logger and metrics read their settings when first imported: import them anew with telemetry on.
+  vi.resetModules();
+  return {
+    release: (await import('../../src/handlers/release')).handler,
+    sweep: (await import('../../src/handlers/sweep')).handler,
+  };
+}
+
+beforeAll(async () => {
+  stack = await startLocalStack({ ledger: true });
+  restoreEnv = applyEnv({
+    ...stack.env,
+    LOG_LEVEL: 'DEBUG',
+    POWERTOOLS_METRICS_DISABLED: undefined,
+    AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand', // as Lambda sets it: the first invocation is a cold start
+  });
+  // Powertools writes INFO lines and EMF to stdout, WARN and ERROR to stderr: read both.
+  const spies = [process.stdout, process.stderr].map((stream) => {
+    const write = stream.write.bind(stream);
+    return vi.spyOn(stream, 'write').mockImplementation((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+      raw += text;
+      for (const line of text.split('\n').filter(Boolean)) {
+        try {
+          lines.push(JSON.parse(line) as Line);
+        } catch {
+          // not a JSON line (test runner output)
+        }
+      }
+      return write(chunk, ...(rest as []));
+    });
+  });
+
+  const { release, sweep } = await freshHandlers();
+  const event = loadEvent<SQSEvent>('sqs-release.json');
+  const ok = stack.koodrive.seedLock(LOCAL_USER_ID, '102', {
+    lockId: '8f14e45f-ceea-467f-a8f2-1c8d1d3c0001@102',
+  });
+  stack.koodrive.fault({
+    match: (req) => req.lockId === '8f14e45f-ceea-467f-a8f2-1c8d1d3c0002@101',
+    action: {
+      type: 'status',
+      status: 401,
+      body: { error_code: 'APIGW.0301', error_msg: 'Incorrect app auth' },
+    },
+  });
+  await release(event, lambdaContext('release'));
+  await sweep({ dryRun: true }, lambdaContext('sweep'));
+  expect(stack.koodrive.isHeld(ok)).toBe(false);
+  for (const spy of spies) spy.mockRestore();
+}, 30_000);
+
+afterAll(async () => {
+  restoreEnv();
+  vi.resetModules();
+  await stack.close();
+});
+
+const logs = () => lines.filter((l) => typeof l.level === 'string');
+const emf = () => lines.filter((l) => typeof l._aws === 'object');
+
+describe('logs of a release invocation', () => {
+  it('has one line per lock decision with masked user, outcome, attempts, error and correlation ids', () => {
+    const decisions = logs().filter((l) => l.operation === 'release' && typeof l.outcome === 'string');
+    expect(decisions).toHaveLength(4); // 3 distinct locks + 1 malformed record
+    for (const line of decisions) {
+      expect(['****', '****7200']).toContain(line.userId);
+      expect(line.function_request_id).toEqual(expect.any(String));
+      expect(line.messageIds).toEqual([expect.stringMatching(/^0b7c3f4e-/)]);
+    }
+    const auth = decisions.find((l) => l.errorKind === 'auth');
+    expect(auth).toMatchObject({
+      level: 'WARN',
+      outcome: 'failed',
+      httpStatus: 401,
+      koodriveCode: 'APIGW.0301',
+    });
+    expect(decisions.find((l) => l.errorKind === 'invalid-input')).toMatchObject({ attempts: 0 });
+    expect(decisions.filter((l) => l.outcome === 'released' || l.outcome === 'alreadyReleased')).toHaveLength(
+      2,
+    );
+  });
+
+  it('ends with a summary line per invocation', () => {
+    expect(logs().find((l) => l.message === 'release summary')).toMatchObject({
+      trigger: 'sqs',
+      records: 4,
+      failedRecords: 2,
+    });
+    expect(logs().find((l) => l.message === 'sweep summary')).toMatchObject({ dryRun: true });
+  });
+
+  it('never shows the app secret, a signature or an Authorization value', () => {
+    expect(raw).not.toContain(LOCAL_APP_SECRET);
+    expect(raw).not.toMatch(/HMAC-SHA256 AppId=|Signature=|Bearer /);
+    expect(raw).not.toContain(LOCAL_USER_ID);
+  });
+});
+
+describe('EMF documents', () => {
+  const metric = (name: string) =>
+    emf().filter((doc) =>
+      (doc._aws as { CloudWatchMetrics: { Metrics: { Name: string }[] }[] }).CloudWatchMetrics.some((m) =>
+        m.Metrics.some((x) => x.Name === name),
+      ),
+    );
+
+  it('publish the counters in the KooDriveLockReleaser namespace', () => {
+    const [doc] = metric('LocksReleased');
+    expect(doc).toMatchObject({ service: 'koodrive-lock-releaser' });
+    expect(
+      (doc?._aws as { CloudWatchMetrics: { Namespace: string }[] }).CloudWatchMetrics[0]?.Namespace,
+    ).toBe('KooDriveLockReleaser');
+    expect(metric('ReleaseLatency')).not.toHaveLength(0);
+    expect(metric('ColdStart')).not.toHaveLength(0);
+    expect(metric('StaleLocksFound')).not.toHaveLength(0);
+    expect(metric('SweepDurationMs')).not.toHaveLength(0);
+  });
+
+  it('count failures by error kind, as a dimension the alarms can select', () => {
+    const failed = metric('LocksFailed');
+    expect(failed.map((d) => [d.errorKind, d.LocksFailed])).toEqual(
+      expect.arrayContaining([
+        ['auth', 1],
+        ['invalid-input', 1],
+      ]),
+    );
+    for (const doc of failed) {
+      const dims = (doc._aws as { CloudWatchMetrics: { Dimensions: string[][] }[] }).CloudWatchMetrics[0]
+        ?.Dimensions;
+      expect(dims).toEqual([['service', 'errorKind']]);
+    }
+  });
+});
