@@ -7,8 +7,9 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
+
 import { CreateTableCommand, DynamoDBClient, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import { listenOnLoopback } from './loopback';
 
 // Neither package ships types; these are the only parts used.
 const require = createRequire(import.meta.url);
@@ -76,14 +77,7 @@ export async function startDynalite(options: StartDynaliteOptions = {}): Promise
     updateTableMs: 0,
     ...(options.path !== undefined ? { path: options.path } : {}),
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const endpoint = await listenOnLoopback(server);
   const client = new DynamoDBClient({
     region: 'us-east-1',
     endpoint,

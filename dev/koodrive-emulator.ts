@@ -37,8 +37,9 @@
 import { createHash, createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+
 import { setTimeout as sleep } from 'node:timers/promises';
+import { closerOf, listenOnLoopback } from './loopback';
 
 export const LOCK_PATH = '/koodrive/ose/v1/backup/lock';
 export const MODULE_CODES: readonly string[] = ['100', '101', '102'];
@@ -577,18 +578,10 @@ export async function startKooDriveEmulator(options: EmulatorOptions = {}): Prom
   server.on('connection', () => {
     connectionsOpened += 1;
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  let closed: Promise<void> | undefined;
+  const url = await listenOnLoopback(server);
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     requests,
     get connectionsOpened() {
       return connectionsOpened;
@@ -647,13 +640,6 @@ export async function startKooDriveEmulator(options: EmulatorOptions = {}): Prom
       connectionsOpened = 0;
       apps = { ...options.apps };
     },
-    close() {
-      closed ??= new Promise<void>((resolve) => {
-        closing.abort();
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-      return closed;
-    },
+    close: closerOf(server, () => closing.abort()),
   };
 }

@@ -14,7 +14,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { closerOf, listenOnLoopback } from './loopback';
 
 const ARN_PREFIX = 'arn:aws:secretsmanager:us-east-1:000000000000:secret:';
 const ARN_SUFFIX = '-AbCdEf';
@@ -147,18 +147,10 @@ export async function startSecretsManager(): Promise<LocalSecretsManager> {
       else sendError(res, 500, 'InternalServiceError', 'local secrets manager error');
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  let closed: Promise<void> | undefined;
+  const url = await listenOnLoopback(server);
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     putSecret(name, value) {
       if (name === '') throw new Error('secret name must not be empty');
       const arn = `${ARN_PREFIX}${name}${ARN_SUFFIX}`;
@@ -186,12 +178,6 @@ export async function startSecretsManager(): Promise<LocalSecretsManager> {
       failuresLeft = count;
       failureStatus = status;
     },
-    close() {
-      closed ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-      return closed;
-    },
+    close: closerOf(server),
   };
 }

@@ -4,57 +4,24 @@
  * state (the cached secret, the undici pool) is kept between invocations, as in a warm Lambda container.
  */
 import type { SQSEvent } from 'aws-lambda';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { lambdaContext } from '../../dev/lambda-context';
-import {
-  applyEnv,
-  LOCAL_APP_ID,
-  LOCAL_APP_SECRET,
-  LOCAL_SECRET_NAME,
-  LOCAL_USER_ID,
-  startLocalStack,
-  type LocalStack,
-} from '../../dev/stack';
+import { LOCAL_APP_ID, LOCAL_APP_SECRET, LOCAL_SECRET_NAME, LOCAL_USER_ID } from '../../dev/stack';
 import { DEFAULT_ENGINE_OPTIONS, releaseLocks } from '../../src/core/engine';
 import type { AttemptOutcome, ReleaseReport } from '../../src/core/model';
 import { handler } from '../../src/handlers/release';
 import { resetApp } from '../../src/wiring';
 import { FakeClock, FakeGateway, locks, seededRandom } from '../helpers/fakes';
+import { useLocalStack } from '../helpers/local-stack';
 
 const ROTATED_APP_ID = 'rotated-app';
 const ROTATED_APP_SECRET = 'rotated-app-secret-7c1d';
 
-let stack: LocalStack;
-let restoreEnv: () => void;
-
-beforeAll(async () => {
-  stack = await startLocalStack();
-});
-afterAll(async () => {
-  await stack.close();
-});
-beforeEach(() => {
-  restoreEnv = applyEnv({
-    ...stack.env,
-    LOG_LEVEL: 'SILENT',
-    POWERTOOLS_METRICS_DISABLED: 'true',
-    RELEASE_CONCURRENCY: '8',
-    SECRET_CACHE_SECONDS: '300',
-  });
-  // A new container for each test; within a test the container stays warm.
-  resetApp();
-  stack.koodrive.reset();
-  stack.secrets.putSecret(LOCAL_SECRET_NAME, stack.secret);
-});
-afterEach(() => {
-  restoreEnv();
-  resetApp();
-  stack.koodrive.reset();
-  stack.secrets.putSecret(LOCAL_SECRET_NAME, stack.secret);
-});
+// A new container for each test; within a test the container stays warm.
+const stack = useLocalStack({}, { RELEASE_CONCURRENCY: '8', SECRET_CACHE_SECONDS: '300' });
 
 function held(count: number): string[] {
-  return Array.from({ length: count }, () => stack.koodrive.seedLock(LOCAL_USER_ID, '102'));
+  return Array.from({ length: count }, () => stack().koodrive.seedLock(LOCAL_USER_ID, '102'));
 }
 
 async function release(lockIds: string[]): Promise<ReleaseReport> {
@@ -65,15 +32,15 @@ async function release(lockIds: string[]): Promise<ReleaseReport> {
 async function counting<T>(
   fn: () => Promise<T>,
 ): Promise<{ value: T; requests: number; rejected: number; reads: number }> {
-  const requestsBefore = stack.koodrive.requests.length;
-  const readsBefore = stack.secrets.getSecretValueCalls;
+  const requestsBefore = stack().koodrive.requests.length;
+  const readsBefore = stack().secrets.getSecretValueCalls;
   const value = await fn();
-  const sent = stack.koodrive.requests.slice(requestsBefore);
+  const sent = stack().koodrive.requests.slice(requestsBefore);
   return {
     value,
     requests: sent.length,
     rejected: sent.filter((r) => r.status === 401).length,
-    reads: stack.secrets.getSecretValueCalls - readsBefore,
+    reads: stack().secrets.getSecretValueCalls - readsBefore,
   };
 }
 
@@ -84,9 +51,9 @@ describe('credential rotation in a warm container', () => {
     expect(warmUp.reads).toBe(1);
 
     // The operator rotates: KooDrive now knows only the new app, and the secret names it.
-    stack.koodrive.setApps({ [ROTATED_APP_ID]: ROTATED_APP_SECRET });
-    stack.secrets.putSecret(LOCAL_SECRET_NAME, {
-      ...stack.secret,
+    stack().koodrive.setApps({ [ROTATED_APP_ID]: ROTATED_APP_SECRET });
+    stack().secrets.putSecret(LOCAL_SECRET_NAME, {
+      ...stack().secret,
       appId: ROTATED_APP_ID,
       appSecret: ROTATED_APP_SECRET,
     });
@@ -99,7 +66,7 @@ describe('credential rotation in a warm container', () => {
       1,
     );
     expect(rotated.requests).toBe(21);
-    for (const id of lockIds) expect(stack.koodrive.isHeld(id)).toBe(false);
+    for (const id of lockIds) expect(stack().koodrive.isHeld(id)).toBe(false);
     // The lock that met the 401 took one more attempt with the new credentials.
     expect(rotated.value.results.map((r) => r.attempts).sort()).toEqual([...Array<number>(19).fill(1), 2]);
 
@@ -111,9 +78,9 @@ describe('credential rotation in a warm container', () => {
 
   it('an SQS batch after a rotation releases every record (no batchItemFailures) with one re-read', async () => {
     await release(held(1));
-    stack.koodrive.setApps({ [ROTATED_APP_ID]: ROTATED_APP_SECRET });
-    stack.secrets.putSecret(LOCAL_SECRET_NAME, {
-      ...stack.secret,
+    stack().koodrive.setApps({ [ROTATED_APP_ID]: ROTATED_APP_SECRET });
+    stack().secrets.putSecret(LOCAL_SECRET_NAME, {
+      ...stack().secret,
       appId: ROTATED_APP_ID,
       appSecret: ROTATED_APP_SECRET,
     });
@@ -147,9 +114,9 @@ describe('wrong credentials in a warm container', () => {
   it('fail every lock with auth, re-read at most once per cache period, and send no storm of requests', async () => {
     await release(held(1));
     // KooDrive knows neither the old credentials nor the new ones the secret now holds.
-    stack.koodrive.setApps({});
-    stack.secrets.putSecret(LOCAL_SECRET_NAME, {
-      ...stack.secret,
+    stack().koodrive.setApps({});
+    stack().secrets.putSecret(LOCAL_SECRET_NAME, {
+      ...stack().secret,
       appId: 'wrong-app',
       appSecret: 'wrong-secret-1f2e',
     });
@@ -161,7 +128,7 @@ describe('wrong credentials in a warm container', () => {
     expect(first.reads, 'one re-read').toBe(1);
     // The probe met a 401, the re-read found new credentials, the retry met a 401 too: that is all.
     expect(first.requests, 'no storm').toBeLessThanOrEqual(2);
-    for (const id of lockIds) expect(stack.koodrive.isHeld(id)).toBe(true);
+    for (const id of lockIds) expect(stack().koodrive.isHeld(id)).toBe(true);
 
     // The next invocation, same cache period: no re-read at all, and again no storm.
     const second = await counting(() => release(lockIds));
@@ -171,7 +138,7 @@ describe('wrong credentials in a warm container', () => {
   });
 
   it('a secret KooDrive never accepted (cold start): auth failures, one re-read, at most 2 requests', async () => {
-    stack.secrets.putSecret(LOCAL_SECRET_NAME, { ...stack.secret, appSecret: 'not-the-app-secret-9a8b' });
+    stack().secrets.putSecret(LOCAL_SECRET_NAME, { ...stack().secret, appSecret: 'not-the-app-secret-9a8b' });
     const lockIds = held(50);
     const run = await counting(() => release(lockIds));
     expect(run.value.summary).toMatchObject({ requested: 50, failed: 50, released: 0 });
@@ -184,11 +151,11 @@ describe('wrong credentials in a warm container', () => {
   it('then, once the secret is fixed, the next cache period recovers without a redeploy', async () => {
     process.env.SECRET_CACHE_SECONDS = '1';
     resetApp();
-    stack.secrets.putSecret(LOCAL_SECRET_NAME, { ...stack.secret, appSecret: 'not-the-app-secret-9a8b' });
+    stack().secrets.putSecret(LOCAL_SECRET_NAME, { ...stack().secret, appSecret: 'not-the-app-secret-9a8b' });
     const bad = await release(held(5));
     expect(bad.summary.failed).toBe(5);
-    stack.secrets.putSecret(LOCAL_SECRET_NAME, {
-      ...stack.secret,
+    stack().secrets.putSecret(LOCAL_SECRET_NAME, {
+      ...stack().secret,
       appId: LOCAL_APP_ID,
       appSecret: LOCAL_APP_SECRET,
     });

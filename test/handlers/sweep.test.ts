@@ -1,6 +1,6 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { lambdaContext } from '../../dev/lambda-context';
-import { applyEnv, LOCAL_USER_ID, startLocalStack, type LocalStack } from '../../dev/stack';
+import { LOCAL_USER_ID } from '../../dev/stack';
 import { parseSecret } from '../../src/config';
 import type { ReleaseReport } from '../../src/core/model';
 import { handler as release } from '../../src/handlers/release';
@@ -8,36 +8,22 @@ import { handler as sweep } from '../../src/handlers/sweep';
 import { KooDriveClient } from '../../src/koodrive/client';
 import { LockHolder } from '../../src/ledger/holder';
 import { DynamoLedger } from '../../src/ledger/ledger';
-import { resetApp } from '../../src/wiring';
 import { loadEvent } from '../helpers/events';
+import { useLocalStack } from '../helpers/local-stack';
 
-let stack: LocalStack;
-let restoreEnv: () => void;
+const stack = useLocalStack({ ledger: true });
 let ledger: DynamoLedger;
 
-beforeAll(async () => {
-  stack = await startLocalStack({ ledger: true });
-  ledger = new DynamoLedger({ tableName: stack.dynamo!.tableName, client: stack.dynamo!.client });
-});
-afterAll(async () => {
-  await stack.close();
-});
-beforeEach(() => {
-  restoreEnv = applyEnv({ ...stack.env, LOG_LEVEL: 'SILENT' });
-  resetApp();
-});
-afterEach(() => {
-  restoreEnv();
-  resetApp();
-  stack.koodrive.reset();
+beforeAll(() => {
+  ledger = new DynamoLedger({ tableName: stack().dynamo!.tableName, client: stack().dynamo!.client });
 });
 
 /** A lock held in KooDrive and recorded HELD in the ledger, its last heartbeat `ageMinutes` ago. */
 async function held(ageMinutes: number): Promise<string> {
-  const lockId = stack.koodrive.seedLock(LOCAL_USER_ID, '102');
+  const lockId = stack().koodrive.seedLock(LOCAL_USER_ID, '102');
   const past = new DynamoLedger({
-    tableName: stack.dynamo!.tableName,
-    client: stack.dynamo!.client,
+    tableName: stack().dynamo!.tableName,
+    client: stack().dynamo!.client,
     now: () => Date.now() - ageMinutes * 60_000,
   });
   await past.recordAcquired({ lockId, userId: LOCAL_USER_ID, moduleCode: '102', holder: 'worker-1' });
@@ -69,7 +55,7 @@ describe('sweep against the local stack', () => {
       /heartbeat 1\d{3} s old \(stale after 900 s\)/,
     );
     expect(report.summary.released).toBe(0);
-    expect(stack.koodrive.isHeld(stale)).toBe(true);
+    expect(stack().koodrive.isHeld(stale)).toBe(true);
     expect((await ledger.get(stale))?.status).toBe('HELD');
   });
 
@@ -89,9 +75,9 @@ describe('sweep against the local stack', () => {
     expect(outcomes[stale]).toBe('released');
     expect(outcomes[failed]).toBe('released');
     expect(outcomes[fresh]).toBeUndefined();
-    expect(stack.koodrive.isHeld(stale)).toBe(false);
-    expect(stack.koodrive.isHeld(failed)).toBe(false);
-    expect(stack.koodrive.isHeld(fresh)).toBe(true);
+    expect(stack().koodrive.isHeld(stale)).toBe(false);
+    expect(stack().koodrive.isHeld(failed)).toBe(false);
+    expect(stack().koodrive.isHeld(fresh)).toBe(true);
     for (const id of [stale, failed]) {
       const item = await ledger.get(id);
       expect(item?.status).toBe('RELEASED');
@@ -107,9 +93,9 @@ describe('sweep against the local stack', () => {
   });
 
   it('release writes the ledger: RELEASED after success, RELEASE_FAILED with the error after a final failure', async () => {
-    const ok = stack.koodrive.seedLock(LOCAL_USER_ID, '101');
-    const bad = stack.koodrive.seedLock(LOCAL_USER_ID, '100');
-    stack.koodrive.fault({ match: (req) => req.lockId === bad, action: { type: 'status', status: 400 } });
+    const ok = stack().koodrive.seedLock(LOCAL_USER_ID, '101');
+    const bad = stack().koodrive.seedLock(LOCAL_USER_ID, '100');
+    stack().koodrive.fault({ match: (req) => req.lockId === bad, action: { type: 'status', status: 400 } });
     const report = (await release({ lockIds: [ok, bad] }, lambdaContext('release'))) as ReleaseReport;
     expect(report.results.map((r) => r.outcome)).toEqual(['released', 'failed']);
     expect(await ledger.get(ok)).toMatchObject({ status: 'RELEASED', userId: LOCAL_USER_ID });
@@ -123,21 +109,21 @@ describe('sweep against the local stack', () => {
 
 describe('a backup worker using the holder client against the local stack', () => {
   it('keeps its lock while heart-beating; once it stops, the sweep releases it and its next heartbeat fails', async () => {
-    const settings = { settings: parseSecret(JSON.stringify(stack.secret), 'local'), version: 1 };
+    const settings = { settings: parseSecret(JSON.stringify(stack().secret), 'local'), version: 1 };
     const koodrive = new KooDriveClient({
       settings: { current: () => Promise.resolve(settings) },
       timeoutMs: 2000,
     });
     let clockOffsetMs = 0;
     const workerLedger = new DynamoLedger({
-      tableName: stack.dynamo!.tableName,
-      client: stack.dynamo!.client,
+      tableName: stack().dynamo!.tableName,
+      client: stack().dynamo!.client,
       now: () => Date.now() + clockOffsetMs,
     });
     const worker = new LockHolder({ koodrive, ledger: workerLedger, holder: 'worker-e2e' });
 
     const lock = await worker.acquire(LOCAL_USER_ID, '101');
-    expect(stack.koodrive.isHeld(lock.lockId)).toBe(true);
+    expect(stack().koodrive.isHeld(lock.lockId)).toBe(true);
     await worker.heartbeat(lock);
     const fresh = await sweep({}, lambdaContext('sweep'));
     expect(fresh.candidates.map((c) => c.lockId)).not.toContain(lock.lockId);
@@ -146,7 +132,7 @@ describe('a backup worker using the holder client against the local stack', () =
     await worker.heartbeat(lock);
     const swept = await sweep({}, lambdaContext('sweep'));
     expect(swept.results.find((r) => r.lockId === lock.lockId)?.outcome).toBe('released');
-    expect(stack.koodrive.isHeld(lock.lockId)).toBe(false);
+    expect(stack().koodrive.isHeld(lock.lockId)).toBe(false);
     await expect(worker.heartbeat(lock)).rejects.toThrow(/renew/);
   });
 });
