@@ -3,12 +3,11 @@
  * the release queue's redrive and visibility timeout, the dead-letter queue's retention, the sweep's reserved
  * concurrency, the release event source mapping, the runtime and the ledger table.
  *
- * The service is packaged once, from a copy of the repository in a temporary folder (node_modules linked), so
- * its .esbuild/ and .serverless/ folders never collide with another package run in the working tree. No AWS
- * call is made: packaging needs no account, the credentials are dummies and instance metadata is off.
+ * The service is packaged once, into a temporary folder (`sls package --package <dir>`). No AWS call is made:
+ * packaging needs no account, the credentials are dummies and instance metadata is off.
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,16 +15,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const ROOT = join(import.meta.dirname, '..', '..');
 const SERVICE = 'koodrive-lock-releaser';
 const STAGE = 'dev';
-/** Copied into the temporary service folder: everything except what is big, generated or not ours. */
-const NOT_COPIED = new Set([
-  'node_modules',
-  '.git',
-  '.serverless',
-  '.esbuild',
-  '.local',
-  '.vitest',
-  'coverage',
-]);
 
 type Json = Record<string, unknown>;
 interface Resource {
@@ -46,12 +35,6 @@ let template: { Resources: Record<string, Resource> };
 
 beforeAll(() => {
   workDir = mkdtempSync(join(tmpdir(), 'koodrive-package-'));
-  const service = join(workDir, 'service');
-  cpSync(ROOT, service, {
-    recursive: true,
-    filter: (source) => !NOT_COPIED.has(source.slice(ROOT.length + 1).split('/')[0] ?? ''),
-  });
-  symlinkSync(join(ROOT, 'node_modules'), join(service, 'node_modules'), 'dir');
   const out = join(workDir, 'package');
   const env: NodeJS.ProcessEnv = {
     PATH: `${join(ROOT, 'node_modules', '.bin')}:${process.env.PATH ?? ''}`,
@@ -62,7 +45,7 @@ beforeAll(() => {
     CI: '1',
   };
   const result = spawnSync('npx', ['sls', 'package', '--stage', STAGE, '--package', out], {
-    cwd: service,
+    cwd: ROOT,
     env,
     encoding: 'utf8',
     timeout: 110_000,
