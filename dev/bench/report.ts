@@ -1,0 +1,165 @@
+/** The benchmark's rows, the machine it ran on, and the tables it prints (Markdown, as the README shows them). */
+import { cpus, loadavg, platform, arch, totalmem } from 'node:os';
+import type { Part, VariantResult } from './bundle';
+
+export interface Row {
+  /** Stable ID, e.g. "1.calls" (the smoke test checks that every one of ROW_IDS is produced). */
+  id: string;
+  /** The issue's item number. */
+  item: number;
+  what: string;
+  /** The goal as text; "—" when the item only reports. */
+  goal: string;
+  measured: string;
+  /** The figure the goal is about (a ratio, ms, KB, MB, a count). */
+  value: number;
+  /** Whether the goal is met; absent when there is no goal. */
+  ok?: boolean;
+}
+
+/** Every row a run produces, in table order. */
+export const ROW_IDS = [
+  '1.calls',
+  '1.floor',
+  '1.whole',
+  '1.whole-warm',
+  '1.cpu',
+  '2.overhead',
+  '3.connections',
+  '3.connections-whole',
+  '3.connections-warm',
+  '4.zip',
+  '4.load',
+  '4.cold',
+  '4.cold-ledger',
+  '5.secret-cold',
+  '5.secret-warm',
+  '5.secret-expiry',
+  '6.memory',
+  '6.memory-size',
+  '7.sweep-many',
+  '7.sweep-few',
+] as const;
+
+export type RowId = (typeof ROW_IDS)[number];
+
+export interface Machine {
+  cpu: string;
+  cores: number;
+  node: string;
+  os: string;
+  memoryGb: number;
+  /** 1-minute load average when the run started and ended (other work on the machine skews timings). */
+  loadAverage: { start: number; end?: number };
+}
+
+export function machine(): Machine {
+  const list = cpus();
+  return {
+    cpu: list[0]?.model.trim() ?? 'unknown',
+    cores: list.length,
+    node: process.version,
+    os: `${platform()} ${arch()}`,
+    memoryGb: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    loadAverage: { start: round(loadavg()[0] ?? 0, 2) },
+  };
+}
+
+export function endLoad(m: Machine): void {
+  m.loadAverage.end = round(loadavg()[0] ?? 0, 2);
+}
+
+export function round(value: number, digits = 0): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+export const ms = (v: number): string => `${v < 10 ? v.toFixed(1) : Math.round(v)} ms`;
+export const kb = (bytes: number): string => `${(bytes / 1024).toFixed(1)} KB`;
+
+export interface Results {
+  machine: Machine;
+  mode: 'full' | 'quick';
+  startedAt: string;
+  durationS: number;
+  parameters: Record<string, unknown>;
+  rows: Row[];
+  alternatives: VariantResult[];
+  composition: { totalBytes: number; packages: Part[]; files: Part[] };
+  notes: string[];
+}
+
+const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+function table(header: string[], lines: string[][]): string {
+  return [
+    `| ${header.join(' | ')} |`,
+    `|${header.map(() => '---').join('|')}|`,
+    ...lines.map((l) => `| ${l.map(cell).join(' | ')} |`),
+  ].join('\n');
+}
+
+export function machineLine(r: Results): string {
+  const m = r.machine;
+  const load = `load average ${m.loadAverage.start}${m.loadAverage.end === undefined ? '' : ` → ${m.loadAverage.end}`}`;
+  return `${m.cpu}, ${m.cores} cores, ${m.memoryGb} GB, ${m.os}, Node ${m.node}; ${load}; ${r.mode} run of ${r.durationS} s, ${r.startedAt}`;
+}
+
+/** The goals table: what was measured, its goal, the measurement, met or not. */
+export function goalsTable(r: Results): string {
+  return table(
+    ['#', 'measurement', 'goal', 'measured', 'met'],
+    r.rows.map((row) => [
+      String(row.item),
+      row.what,
+      row.goal,
+      row.measured,
+      row.ok === undefined ? '—' : row.ok ? 'yes' : '**no**',
+    ]),
+  );
+}
+
+export function alternativesTable(r: Results): string {
+  const base = r.alternatives[0];
+  const delta = (v: number | undefined, b: number | undefined, digits: number) =>
+    v === undefined
+      ? '—'
+      : `${v.toFixed(digits)}${b === undefined || v === b ? '' : ` (${v > b ? '+' : ''}${(v - b).toFixed(digits)})`}`;
+  return table(
+    ['build', 'zip KB', 'raw KB', 'load ms', 'load + 1st release ms', 'what it shows'],
+    r.alternatives.map((v) => [
+      v.name,
+      delta(v.zipKb, base?.zipKb, 1),
+      v.rawKb.toFixed(0),
+      delta(v.loadMs, base?.loadMs, 0),
+      delta(v.firstMs, base?.firstMs, 0),
+      v.note,
+    ]),
+  );
+}
+
+export function compositionTable(r: Results, top = 12): string {
+  return table(
+    ['package', 'bytes in bundle', 'share'],
+    r.composition.packages
+      .slice(0, top)
+      .map((p) => [p.name, String(p.bytes), `${(p.share * 100).toFixed(1)} %`]),
+  );
+}
+
+export function markdown(r: Results): string {
+  return [
+    `Machine: ${machineLine(r)}`,
+    '',
+    goalsTable(r),
+    '',
+    'Cold start alternatives (item 4): zip sizes estimated as serverless-esbuild writes them; times are medians of fresh processes, run interleaved; differences against the first line. The last lines leave parts out (cumulatively from "without the AWS SDK") to show what the load time is made of:',
+    '',
+    alternativesTable(r),
+    '',
+    `What the configured bundle is made of (${r.composition.totalBytes} bytes before zipping):`,
+    '',
+    compositionTable(r),
+    ...(r.notes.length ? ['', ...r.notes.map((n) => `- ${n}`)] : []),
+  ].join('\n');
+}
