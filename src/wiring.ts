@@ -57,7 +57,7 @@ function buildApp(env: EnvConfig): App {
     secretId: env.secretId,
     ttlMs: env.secretCacheSeconds * 1000,
   });
-  const koodrive = new KooDriveClient({ settings, timeoutMs: env.timeoutMs });
+  const koodrive = new KooDriveClient({ settings, timeoutMs: env.timeoutMs, connections: env.concurrency });
   const options = engineOptions(env);
   const ledger = env.ledgerTable ? new DynamoLedger({ tableName: env.ledgerTable }) : undefined;
 

@@ -6,15 +6,17 @@
  * (DESIGN §3, koodrive-api.md §5). Only a failing SettingsSource (configuration error) rejects.
  */
 import { isIPv4 } from 'node:net';
-import type { Readable } from 'node:stream';
-import { Agent } from 'undici';
 import type { Dispatcher } from 'undici';
+// The Agent alone, not the package root (src/koodrive/undici-lib.d.ts says why).
+import Agent from 'undici/lib/dispatcher/agent.js';
+import type { IncomingHttpHeaders } from 'undici/types/header';
 import { idProblem } from '../core/model';
 import type { AttemptOutcome, ErrorKind, LockError, LockRef } from '../core/model';
 import type { KooDriveSettings, ProtocolOptions, SettingsSource } from './settings';
 import { BASE_SIGNED_HEADERS, encodePath, formatXDate, signRequest } from './signer';
 
 export const LOCK_PATH = '/koodrive/ose/v1/backup/lock';
+const ENCODED_LOCK_PATH = encodePath(LOCK_PATH);
 /** KooDrive's "internal invocation failure, retry" business code. */
 export const RETRY_CODE = '13000201';
 export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024;
@@ -29,6 +31,11 @@ export interface KooDriveClientOptions {
   settings: SettingsSource;
   /** Default: one keep-alive Agent per process (one connection pool per origin), see defaultDispatcher(). */
   dispatcher?: Dispatcher;
+  /**
+   * With the default dispatcher: the most connections its pool opens per origin; set it to the concurrency.
+   * Unbounded, undici opens up to twice as many, as it waits a tick before reusing a socket. Default unbounded.
+   */
+  connections?: number;
   /** Bound of one whole attempt: connect, request, response headers and body. */
   timeoutMs: number;
   /** Epoch ms; default Date.now. */
@@ -56,8 +63,8 @@ let sharedAgent: Agent | undefined;
  * The process-wide undici Agent, created on first use: it keeps connections alive and holds one
  * pool per origin, so warm Lambda invocations reuse connections.
  */
-export function defaultDispatcher(): Dispatcher {
-  return (sharedAgent ??= new Agent());
+export function defaultDispatcher(connections?: number): Dispatcher {
+  return (sharedAgent ??= new Agent(connections ? { connections } : {}));
 }
 
 export class KooDriveClient {
@@ -73,7 +80,7 @@ export class KooDriveClient {
       throw new Error(`timeoutMs must be a positive number, got ${options.timeoutMs}`);
     }
     this.settings = options.settings;
-    this.dispatcher = options.dispatcher ?? defaultDispatcher();
+    this.dispatcher = options.dispatcher ?? defaultDispatcher(options.connections);
     this.timeoutMs = options.timeoutMs;
     this.now = options.now ?? Date.now;
     this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
@@ -132,7 +139,7 @@ export class KooDriveClient {
       credentialsVersion: version,
     });
 
-    const target = checkEndpoint(settings.endpoint);
+    const target = endpointOf(settings.endpoint);
     if (typeof target === 'string') return fail('permanent', target);
 
     const headers: Record<string, string> = {
@@ -149,29 +156,33 @@ export class KooDriveClient {
       return fail('permanent', 'the credentials hold characters that are not allowed in an HTTP header');
     }
     headers.authorization = authorization;
-    const redact = redactor(secrets);
+    // Built only when a message needs it (failures): the success path never pays for it.
+    let redactSecrets: ((text: string) => string) | undefined;
+    const redact = (text: string) => (redactSecrets ??= redactor(secrets))(text);
 
     let answer: KooDriveAnswer;
-    const signal = AbortSignal.timeout(this.timeoutMs);
     try {
-      const res = await this.dispatcher.request({
-        origin: target.origin,
-        path: encodePath(LOCK_PATH),
-        method: req.method,
-        headers,
-        body: req.body ?? null,
-        signal,
-      });
-      const read = await readCapped(res.body, this.maxResponseBytes);
+      const res = await exchange(
+        this.dispatcher,
+        {
+          origin: target.origin,
+          path: ENCODED_LOCK_PATH,
+          method: req.method,
+          headers,
+          body: req.body ?? null,
+        },
+        this.timeoutMs,
+        this.maxResponseBytes,
+      );
       answer = {
-        status: res.statusCode,
-        body: read.text === undefined ? undefined : parseJson(read.text),
+        status: res.status,
+        body: res.text === undefined ? undefined : parseJson(res.text),
         retryAfterMs: parseRetryAfter(res.headers['retry-after'], this.now()),
-        bodyProblem:
-          read.text === undefined ? `response body over ${this.maxResponseBytes} bytes` : undefined,
+        bodyProblem: res.text === undefined ? `response body over ${this.maxResponseBytes} bytes` : undefined,
       };
     } catch (err) {
-      if (signal.aborted) return fail('retryable', `timed out after ${this.timeoutMs} ms`);
+      if (err instanceof AttemptTimeoutError)
+        return fail('retryable', `timed out after ${this.timeoutMs} ms`);
       const code = errorCode(err);
       // An argument undici refuses will be refused again: no point retrying.
       const kind = code === 'UND_ERR_INVALID_ARG' ? 'permanent' : 'retryable';
@@ -267,6 +278,14 @@ export function isLoopbackHost(hostname: string): boolean {
   return host === 'localhost' || host === '::1' || (isIPv4(host) && host.startsWith('127.'));
 }
 
+let checkedEndpoint: { endpoint: string; target: URL | string } | undefined;
+
+/** checkEndpoint() of the settings' endpoint, parsed once (it changes only with the secret). */
+function endpointOf(endpoint: string): URL | string {
+  if (checkedEndpoint?.endpoint !== endpoint) checkedEndpoint = { endpoint, target: checkEndpoint(endpoint) };
+  return checkedEndpoint.target;
+}
+
 /** The endpoint as a URL, or why it is refused (https only, plain http to loopback). */
 function checkEndpoint(endpoint: string): URL | string {
   let url: URL;
@@ -310,17 +329,107 @@ function authorize(
   };
 }
 
-/** Reads at most `max` bytes; text undefined when the body is larger (the rest is not read: the socket closes). */
-async function readCapped(body: Readable, max: number): Promise<{ text: string | undefined }> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    // Leaving the loop destroys the stream, and undici drops that connection instead of reusing it.
-    if (size > max) return { text: undefined };
-    chunks.push(chunk);
+/** An attempt took longer than the client's timeoutMs. */
+class AttemptTimeoutError extends Error {}
+
+interface Exchanged {
+  status: number;
+  headers: IncomingHttpHeaders;
+  /** The body as UTF-8; undefined when it was larger than the cap (the rest is not read: the socket closes). */
+  text: string | undefined;
+}
+
+/**
+ * One HTTP exchange through undici's dispatch(): the answer's status, headers and (capped) body, or a rejection
+ * with undici's error or AttemptTimeoutError after `timeoutMs` (connect, request and whole answer). A handler of
+ * its own instead of request(): no stream, AbortSignal or async resource per request, which were most of the
+ * client's CPU time per lock (issue 6, item 2).
+ */
+function exchange(
+  dispatcher: Dispatcher,
+  options: Dispatcher.DispatchOptions,
+  timeoutMs: number,
+  maxBytes: number,
+): Promise<Exchanged> {
+  return new Promise((resolve, reject) => {
+    const handler = new ExchangeHandler(resolve, reject, timeoutMs, maxBytes);
+    try {
+      dispatcher.dispatch(options, handler);
+    } catch (error) {
+      handler.settle(error);
+    }
+  });
+}
+
+/** The undici handler of one exchange (a class: no closures to allocate per request). */
+class ExchangeHandler implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | undefined;
+  private settled = false;
+  private status = 0;
+  private headers: IncomingHttpHeaders = {};
+  private chunks: Buffer[] | undefined = [];
+  private size = 0;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly resolve: (value: Exchanged) => void,
+    private readonly reject: (error: Error) => void,
+    private readonly timeoutMs: number,
+    private readonly maxBytes: number,
+  ) {
+    this.timer = setTimeout(ExchangeHandler.onTimeout, timeoutMs, this);
   }
-  return { text: Buffer.concat(chunks).toString('utf8') };
+
+  private static onTimeout(this: void, self: ExchangeHandler): void {
+    const error = new AttemptTimeoutError(`timed out after ${self.timeoutMs} ms`);
+    self.controller?.abort(error);
+    self.settle(error);
+  }
+
+  settle(error: unknown, value?: Exchanged): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.timer);
+    if (value) this.resolve(value);
+    else this.reject(error instanceof Error ? error : new Error(String(error)));
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    // Still queued when the attempt timed out: it must not go out any more.
+    if (this.settled) controller.abort(new AttemptTimeoutError(`timed out after ${this.timeoutMs} ms`));
+  }
+
+  onResponseStart(
+    _controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+  ): void {
+    this.status = statusCode;
+    this.headers = headers;
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.chunks) return;
+    this.size += chunk.length;
+    if (this.size > this.maxBytes) {
+      // Not read further: aborting closes the connection instead of reusing it.
+      this.chunks = undefined;
+      this.settle(undefined, { status: this.status, headers: this.headers, text: undefined });
+      controller.abort(new Error('response body too large'));
+      return;
+    }
+    this.chunks.push(chunk);
+  }
+
+  onResponseEnd(): void {
+    const text = this.chunks && Buffer.concat(this.chunks, this.size).toString('utf8');
+    this.settle(undefined, { status: this.status, headers: this.headers, text });
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.settle(error);
+  }
 }
 
 function parseJson(text: string): unknown {
