@@ -37,10 +37,16 @@ export function encodePath(path: string): string {
   return path.split('/').map(encodeRfc3986).join('/');
 }
 
+let lastUri: { path: string; uri: string } | undefined;
+
 /** The canonical URI: the encoded path with a `/` appended unless it ends in one already. */
 export function canonicalUri(path: string): string {
-  const encoded = encodePath(path.startsWith('/') ? path : `/${path}`);
-  return encoded.endsWith('/') ? encoded : `${encoded}/`;
+  // Every KooDrive call signs the same path: encode it once.
+  if (lastUri?.path !== path) {
+    const encoded = encodePath(path.startsWith('/') ? path : `/${path}`);
+    lastUri = { path, uri: encoded.endsWith('/') ? encoded : `${encoded}/` };
+  }
+  return lastUri.uri;
 }
 
 /**
@@ -73,14 +79,19 @@ export function canonicalHeaders(
   headers: Readonly<Record<string, string>>,
   signedNames: Iterable<string>,
 ): string {
-  const byLowerName = new Map(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]));
-  return normalizeHeaderNames(signedNames)
-    .map((name) => {
-      const value = byLowerName.get(name);
-      if (value === undefined) throw new Error(`signed header "${name}" is not among the request headers`);
-      return `${name}:${value.trim()}\n`;
-    })
-    .join('');
+  return canonicalHeadersOf(headers, normalizeHeaderNames(signedNames));
+}
+
+/** canonicalHeaders() for names already normalized. */
+function canonicalHeadersOf(headers: Readonly<Record<string, string>>, names: readonly string[]): string {
+  let block = '';
+  for (const name of names) {
+    // The client names its headers in lower case; any other case is found by a scan.
+    const value = Object.hasOwn(headers, name) ? headers[name] : headerValue(headers, name);
+    if (value === undefined) throw new Error(`signed header "${name}" is not among the request headers`);
+    block += `${name}:${value.trim()}\n`;
+  }
+  return block;
 }
 
 export function sha256Hex(data: string | Uint8Array): string {
@@ -107,12 +118,15 @@ export interface RequestToSign {
 }
 
 export function canonicalRequest(req: RequestToSign): string {
-  const signed = normalizeHeaderNames(req.signedHeaders);
+  return canonicalRequestOf(req, normalizeHeaderNames(req.signedHeaders));
+}
+
+function canonicalRequestOf(req: RequestToSign, signed: readonly string[]): string {
   return [
     req.method.toUpperCase(),
     canonicalUri(req.path),
     canonicalQueryString(req.query),
-    canonicalHeaders(req.headers, signed),
+    canonicalHeadersOf(req.headers, signed),
     signed.join(';'),
     req.body === undefined ? EMPTY_BODY_SHA256 : sha256Hex(req.body),
   ].join('\n');
@@ -149,8 +163,9 @@ export interface Signed {
 
 /** Every step at once: what the client puts in the Authorization header. */
 export function signRequest(req: RequestToSign, opts: SignOptions): Signed {
-  const canonical = canonicalRequest(req);
-  const signedHeaders = signedHeadersList(req.signedHeaders);
+  const signed = normalizeHeaderNames(req.signedHeaders);
+  const canonical = canonicalRequestOf(req, signed);
+  const signedHeaders = signed.join(';');
   const xDate = opts.dateLineInStringToSign ? headerValue(req.headers, 'x-date')?.trim() : undefined;
   if (opts.dateLineInStringToSign && xDate === undefined) throw new Error('x-date header is missing');
   const sts = stringToSign(sha256Hex(canonical), xDate);
@@ -164,12 +179,20 @@ export function signRequest(req: RequestToSign, opts: SignOptions): Signed {
   };
 }
 
+let lastXDate: { second: number; text: string } | undefined;
+
 /** `yyyyMMddTHHmmssZ` in UTC, e.g. 20251103T070140Z (milliseconds dropped, never rounded up). */
 export function formatXDate(date: Date): string {
-  return date
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d+Z$/, 'Z');
+  // Many requests share a second: format each second once.
+  const second = Math.floor(date.getTime() / 1000);
+  if (lastXDate?.second !== second) {
+    const text = date
+      .toISOString()
+      .replace(/[-:]/g, '')
+      .replace(/\.\d+Z$/, 'Z');
+    lastXDate = { second, text };
+  }
+  return lastXDate.text;
 }
 
 function headerValue(headers: Readonly<Record<string, string>>, lowerName: string): string | undefined {
