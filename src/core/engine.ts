@@ -3,7 +3,6 @@
  * exponential backoff and full jitter, a deadline, and one credentials re-read on authentication failure.
  * Pure: time, randomness, KooDrive and the ledger come in as ports.
  */
-import pLimit from 'p-limit';
 import type { Clock, LockError, LockGateway, LockRef, LockResult, OutcomeRecorder } from './model';
 
 export interface EngineOptions {
@@ -55,10 +54,9 @@ export async function releaseLocks(
   deps: EngineDeps,
   options: EngineOptions,
 ): Promise<LockResult[]> {
-  const limit = pLimit(Math.max(1, options.concurrency));
+  const concurrency = Math.max(1, options.concurrency);
   const reserveMs =
     options.attemptTimeoutMs + options.safetyMarginMs + (deps.recorder ? options.recordReserveMs : 0);
-  const records: Promise<void>[] = [];
   // Set when credentials were re-read and KooDrive still rejected them: later locks fail fast instead
   // of sending a storm of requests that cannot succeed.
   let authBroken: LockError | undefined;
@@ -129,22 +127,45 @@ export async function releaseLocks(
     }
   };
 
+  // Outcome writes wait in a queue, written by at most `concurrency` writers: when the ledger is slower than
+  // KooDrive, the others wait as results, not as pending SDK requests (memory stays flat).
+  const toRecord: Array<LockResult | undefined> = [];
+  let recorded = 0;
+  const writers = new Set<Promise<void>>();
+  const write = async (recorder: OutcomeRecorder): Promise<void> => {
+    while (recorded < toRecord.length) {
+      const result = toRecord[recorded] as LockResult;
+      toRecord[recorded++] = undefined; // written: no need to keep it
+      try {
+        await recorder.record(result);
+      } catch (error) {
+        deps.onRecordError?.(result, error);
+      }
+    }
+  };
   const finish = (result: LockResult): LockResult => {
     deps.onResult?.(result);
     if (deps.recorder) {
-      const recorder = deps.recorder;
-      records.push(
-        recorder.record(result).catch((error: unknown) => {
-          deps.onRecordError?.(result, error);
-        }),
-      );
+      toRecord.push(result);
+      if (writers.size < concurrency) {
+        const writer = write(deps.recorder).finally(() => writers.delete(writer));
+        writers.add(writer);
+      }
     }
     return result;
   };
 
-  const results = await Promise.all(locks.map((lock) => limit(async () => finish(await releaseOne(lock)))));
+  // `concurrency` workers take the locks in order: no queue entry or promise per lock waits meanwhile.
+  const results: LockResult[] = new Array<LockResult>(locks.length);
+  let next = 0;
+  const work = async (): Promise<void> => {
+    for (let i = next++; i < locks.length; i = next++) {
+      results[i] = finish(await releaseOne(locks[i] as LockRef));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, locks.length) }, work));
   // Ledger writes run beside the KooDrive calls, never between two of them; wait for them all here.
-  await Promise.all(records);
+  while (writers.size > 0) await Promise.all(writers);
   return results;
 }
 
