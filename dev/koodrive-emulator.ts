@@ -1,6 +1,6 @@
 /**
  * KooDrive backup-lock emulator for development and tests (never bundled into the Lambda).
- * Written from koodrive-api.md (the shared API notes) alone, never from src/, so it cross-checks the production
+ * Written from the public KooDrive API documentation alone, never from src/, so it cross-checks the production
  * signer independently.
  *
  * What it verifies, in this order (after the fault rules, which come first):
@@ -112,7 +112,7 @@ export function canonicalQuery(query: string | undefined): string {
 
 const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
-/** The six-line CanonicalRequest of koodrive-api.md §3; `signedHeaders` lower case and sorted. */
+/** The six-line CanonicalRequest of the documented KooDrive signing algorithm; `signedHeaders` lower case and sorted. */
 export function canonicalRequest(req: SignableRequest, signedHeaders: readonly string[]): string {
   const canonicalHeaders = signedHeaders
     .map((name) => `${name}:${(req.headers[name] ?? '').trim()}\n`)
@@ -134,7 +134,7 @@ export function stringToSign(canonical: string, xDateLine?: string): string {
 }
 
 export interface SignatureOptions {
-  /** Put the request's X-Date as a second line of the StringToSign (koodrive-api.md §6). Default false. */
+  /** Put the request's X-Date as a second line of the StringToSign (a point the public docs leave open). Default false. */
   dateLineInStringToSign?: boolean;
 }
 

@@ -552,7 +552,7 @@ export function variants(
       listed
         ? {
             name: `${group.what} bundled`,
-            note: `as before issue 6 (${group.why}); configured leaves it out`,
+            note: `as before tuning (${group.why}); configured leaves it out`,
             options: (o) => ({
               ...o,
               external: (o.external ?? []).filter((p) => !group.patterns.includes(p)),
@@ -574,7 +574,7 @@ export function variants(
         }
       : {
           name: 'import() kept',
-          note: "as before issue 6: the SDK's import('node:http') also loads Node's own fetch (undici)",
+          note: "as before tuning: the SDK's import('node:http') also loads Node's own fetch (undici)",
           options: (o) => ({ ...o, supported: { ...o.supported, 'dynamic-import': true } }),
         },
   );

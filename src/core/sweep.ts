@@ -17,7 +17,7 @@ import { lockKey, toEntry, type Entry } from './requests';
 
 export type LedgerStatus = 'HELD' | 'RELEASING' | 'RELEASED' | 'RELEASE_FAILED';
 
-/** One ledger item (DESIGN §2 "Ledger item"); times in epoch ms except expiresAt (epoch seconds). */
+/** One ledger item (README, "Ledger item"); times in epoch ms except expiresAt (epoch seconds). */
 export interface LedgerItem {
   lockId: string;
   userId: string;
@@ -75,7 +75,7 @@ export interface SweepSummary extends ReportSummary {
   skipped: number;
 }
 
-/** The release report (DESIGN §2) plus the candidates; requested = released + alreadyReleased + failed + skipped. */
+/** The release report (README, "Requests and answers") plus the candidates; requested = released + alreadyReleased + failed + skipped. */
 export interface SweepReport extends ReleaseReport {
   summary: SweepSummary;
   candidates: SweepCandidate[];

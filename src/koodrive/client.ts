@@ -3,7 +3,7 @@
  *
  * Every call is one freshly signed attempt; retries belong to the caller (the release engine). The
  * methods never throw for HTTP or network problems: they answer with a classified failure
- * (DESIGN §3, koodrive-api.md §5). Only a failing SettingsSource (configuration error) rejects.
+ * (README, "Behaviour"; KooDrive's documented error codes). Only a failing SettingsSource (configuration error) rejects.
  */
 import { isIPv4 } from 'node:net';
 import type { Dispatcher } from 'undici';
@@ -207,7 +207,7 @@ interface Sent {
 }
 
 /**
- * Maps one HTTP answer to an outcome (DESIGN §3, koodrive-api.md §5), in this order:
+ * Maps one HTTP answer to an outcome (README, "Behaviour"; KooDrive's documented error codes), in this order:
  * 2xx with code 0 → released; code in alreadyReleasedCodes (any status) → alreadyReleased;
  * code 13000201 (any status) → retryable; gateway APIGW.0308 → retryable, other APIGW.03xx → auth;
  * 401/403 → auth; 429 and 5xx → retryable; 3xx → permanent (redirects are not followed);
@@ -343,7 +343,7 @@ interface Exchanged {
  * One HTTP exchange through undici's dispatch(): the answer's status, headers and (capped) body, or a rejection
  * with undici's error or AttemptTimeoutError after `timeoutMs` (connect, request and whole answer). A handler of
  * its own instead of request(): no stream, AbortSignal or async resource per request, which were most of the
- * client's CPU time per lock (issue 6, item 2).
+ * client's CPU time per lock (`npm run bench`, item 2).
  */
 function exchange(
   dispatcher: Dispatcher,

@@ -1,5 +1,5 @@
 /**
- * KooDrive app-authentication signing (koodrive-api.md §3): pure functions, no I/O, no clock.
+ * KooDrive app-authentication signing (the documented KooDrive signing algorithm): pure functions, no I/O, no clock.
  *
  * CanonicalRequest = method \n canonicalUri \n canonicalQuery \n canonicalHeaders \n signedHeaders \n bodyHash
  * StringToSign     = "HMAC-SHA256" \n [x-date \n] hex(sha256(CanonicalRequest))

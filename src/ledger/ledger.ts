@@ -1,5 +1,5 @@
 /**
- * The lock ledger on DynamoDB (DESIGN §2 "Ledger item", §3 "Ledger"). Every write is one conditional
+ * The lock ledger on DynamoDB (README, "The sweep and the lock ledger"). Every write is one conditional
  * request: holders write HELD and heartbeats, the release path and the sweep write outcomes, the sweep
  * claims with a write conditional on the version it read. Conditional-check failures become domain errors
  * (or, where losing is normal, a plain answer). The sweep queries the byStatus index; nothing scans.

@@ -15,7 +15,7 @@ import {
 import type { EmulatorOptions, KooDriveEmulator, SignableRequest } from '../../dev/koodrive-emulator';
 
 // ---------------------------------------------------------------------------------------------------------
-// A small signer written from koodrive-api.md §3, independent of the emulator's verifier.
+// A small signer written from the documented KooDrive signing algorithm, independent of the emulator's verifier.
 
 const PATH = '/koodrive/ose/v1/backup/lock';
 const sha256 = (data: string): string => createHash('sha256').update(data).digest('hex');
@@ -49,7 +49,7 @@ const xDate = (ms: number): string =>
     .replace(/\.\d{3}/, '');
 
 // ---------------------------------------------------------------------------------------------------------
-// Known-answer vectors (koodrive-api.md §3).
+// Known-answer vectors (the documented KooDrive signing algorithm).
 
 const VECTOR_SECRET = 'example-app-secret-not-real';
 const vectorRequest = (method: string, body?: string): SignableRequest => ({

@@ -18,7 +18,7 @@ import { handler } from '../../src/handlers/release';
 import { handler as sweepHandler } from '../../src/handlers/sweep';
 import { resetApp } from '../../src/wiring';
 
-/** DESIGN §2 "Valid IDs", restated here on purpose (not imported): 1–256 printable ASCII characters. */
+/** The README's rule for valid IDs, restated here on purpose (not imported): 1–256 printable ASCII characters. */
 const SAFE_ID = /^[\x21-\x7e]{1,256}$/;
 const isValidId = (value: unknown): value is string => typeof value === 'string' && SAFE_ID.test(value);
 /** What the answer may echo of a bad ID: a printable preview of at most 64 characters and an ellipsis. */

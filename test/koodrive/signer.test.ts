@@ -17,7 +17,7 @@ import {
   stringToSign,
 } from '../../src/koodrive/signer';
 
-// Known-answer vectors from koodrive-api.md §3.
+// Known-answer vectors from the documented KooDrive signing algorithm.
 const KOODRIVE_SECRET = 'example-app-secret-not-real';
 const KOODRIVE_HEADERS = {
   host: 'intl.myhuaweicloud-koodrive.com',
