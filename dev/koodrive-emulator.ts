@@ -39,7 +39,7 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import { closerOf, listenOnLoopback } from './loopback';
+import { closerOf, listenOnLoopback, readBody } from './loopback';
 
 export const LOCK_PATH = '/koodrive/ose/v1/backup/lock';
 export const MODULE_CODES: readonly string[] = ['100', '101', '102'];
@@ -49,7 +49,6 @@ export const DEFAULT_NOT_FOUND_CODE = 13000309;
 /** Invented by the emulator: create (or renew) while the user already holds a lock for the module. */
 export const LOCK_HELD_CODE = 13000310;
 
-const MAX_BODY_BYTES = 64 * 1024;
 const JSON_TYPE = 'application/json;charset=UTF-8';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -336,18 +335,6 @@ function receivedHeaders(req: IncomingMessage): Record<string, string> {
     if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
   }
   return headers;
-}
-
-async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    const buffer = chunk as Buffer;
-    size += buffer.length;
-    if (size > MAX_BODY_BYTES) return undefined;
-    chunks.push(buffer);
-  }
-  return Buffer.concat(chunks);
 }
 
 function safeEqual(a: string, b: string): boolean {

@@ -1,6 +1,9 @@
-/** Shared by the local servers: listen on 127.0.0.1 with a free port, and close once, idle sockets included. */
+/**
+ * Shared by the local servers: listen on 127.0.0.1 with a free port, read a request body with a cap, and close
+ * once, idle sockets included.
+ */
 import { once } from 'node:events';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /** Listens on 127.0.0.1 with a port the system picks; resolves with the server's http:// origin. */
@@ -21,4 +24,20 @@ export function closerOf(server: Server, beforeClose?: () => void): () => Promis
     });
     return closed;
   };
+}
+
+/** The most a local server reads of a request body. */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+/** The request body, or undefined when it is larger than MAX_BODY_BYTES (the rest is not read). */
+export async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    const buffer = chunk as Buffer;
+    size += buffer.length;
+    if (size > MAX_BODY_BYTES) return undefined;
+    chunks.push(buffer);
+  }
+  return Buffer.concat(chunks);
 }

@@ -14,12 +14,11 @@
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { closerOf, listenOnLoopback } from './loopback';
+import { closerOf, listenOnLoopback, readBody } from './loopback';
 
 const ARN_PREFIX = 'arn:aws:secretsmanager:us-east-1:000000000000:secret:';
 const ARN_SUFFIX = '-AbCdEf';
 const TARGET_PREFIX = 'secretsmanager.';
-const MAX_BODY_BYTES = 64 * 1024;
 
 export interface SecretsManagerCall {
   /** The operation, e.g. "GetSecretValue" (the X-Amz-Target without its "secretsmanager." prefix). */
@@ -55,18 +54,6 @@ function errorTypeFor(status: number): string {
   return status >= 500 ? 'InternalServiceError' : 'InvalidRequestException';
 }
 
-async function readBody(req: IncomingMessage): Promise<string | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    const buffer = chunk as Buffer;
-    size += buffer.length;
-    if (size > MAX_BODY_BYTES) return undefined;
-    chunks.push(buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 function send(res: ServerResponse, status: number, body: object, errorType?: string): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
@@ -93,7 +80,7 @@ export async function startSecretsManager(): Promise<LocalSecretsManager> {
     secrets.get(secretId) ?? [...secrets.values()].find((secret) => secret.arn === secretId);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const raw = await readBody(req);
+    const raw = (await readBody(req))?.toString('utf8');
     const targetHeader = req.headers['x-amz-target'];
     const fullTarget = typeof targetHeader === 'string' ? targetHeader : '';
     const target = fullTarget.startsWith(TARGET_PREFIX) ? fullTarget.slice(TARGET_PREFIX.length) : fullTarget;
