@@ -4,7 +4,10 @@
  * user IDs, outcomes and error kinds/codes/messages (which the KooDrive client already keeps credential-free).
  */
 import { Logger } from '@aws-lambda-powertools/logger';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import type { MiddlewareObj } from '@middy/core';
 import type { ErrorKind, LockResult } from './core/model';
 
 export const SERVICE_NAME = 'koodrive-lock-releaser';
@@ -12,6 +15,23 @@ export const METRICS_NAMESPACE = 'KooDriveLockReleaser';
 
 export const logger = new Logger({ serviceName: SERVICE_NAME });
 export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE_NAME });
+
+/**
+ * The middlewares every handler runs: the Lambda context on each log line (event logging off: it would write
+ * user IDs unmasked and serialise hostile payloads before they are refused), metrics with the cold start, and
+ * one error line for an invocation that fails as a whole (configuration, secret, malformed sweep event).
+ */
+export function invocationMiddlewares(): MiddlewareObj[] {
+  return [
+    injectLambdaContext(logger, { resetKeys: true, logEvent: false }),
+    logMetrics(metrics, { captureColdStartMetric: true }),
+    {
+      onError: (request) => {
+        logger.error('invocation failed as a whole', request.error ?? 'unknown error');
+      },
+    },
+  ];
+}
 
 /** Log user IDs by their last four characters only. */
 export function maskUserId(userId: string): string {

@@ -88,7 +88,7 @@ function buildApp(env: EnvConfig): App {
     ledger,
     async release(event, remainingMs) {
       const telemetry = new InvocationTelemetry('release');
-      const { settings: current } = await logged(settings.current());
+      const { settings: current } = await settings.current();
       const answer = await handleReleaseEvent(event, {
         engine: { ...engine(telemetry, remainingMs), ...(ledger ? { recorder: ledger } : {}) },
         options,
@@ -109,17 +109,13 @@ function buildApp(env: EnvConfig): App {
     },
     async sweep(event, remainingMs) {
       const telemetry = new InvocationTelemetry('sweep');
-      const input = await logged(
-        Promise.resolve().then(() =>
-          parseSweepEvent(event, { staleAfterSeconds: env.staleAfterSeconds, limit: DEFAULT_SWEEP_LIMIT }),
-        ),
-      );
-      if (!ledger) {
-        throw logConfigError(
-          new ConfigError('invalid environment', ['LOCK_LEDGER_TABLE is required for the sweep']),
-        );
-      }
-      await logged(settings.current());
+      const input = parseSweepEvent(event, {
+        staleAfterSeconds: env.staleAfterSeconds,
+        limit: DEFAULT_SWEEP_LIMIT,
+      });
+      if (!ledger)
+        throw new ConfigError('invalid environment', ['LOCK_LEDGER_TABLE is required for the sweep']);
+      await settings.current();
       const requestsBefore = ledger.requests;
       const report = await sweep(input, { ledger, engine: engine(telemetry, remainingMs), options });
       metrics.addMetric('StaleLocksFound', MetricUnit.Count, report.candidates.length);
@@ -132,18 +128,4 @@ function buildApp(env: EnvConfig): App {
       return report;
     },
   };
-}
-
-/** A configuration or input problem fails the invocation; it is logged first, so it is found in the logs. */
-async function logged<T>(promise: Promise<T>): Promise<T> {
-  try {
-    return await promise;
-  } catch (error) {
-    throw logConfigError(error);
-  }
-}
-
-function logConfigError(error: unknown): unknown {
-  logger.error('invocation failed before any lock was released', error as Error);
-  return error;
 }

@@ -21,6 +21,7 @@ async function freshHandlers() {
   return {
     release: (await import('../../src/handlers/release')).handler,
     sweep: (await import('../../src/handlers/sweep')).handler,
+    resetApp: (await import('../../src/wiring')).resetApp,
   };
 }
 
@@ -49,7 +50,7 @@ beforeAll(async () => {
     });
   });
 
-  const { release, sweep } = await freshHandlers();
+  const { release, sweep, resetApp } = await freshHandlers();
   const event = loadEvent<SQSEvent>('sqs-release.json');
   const ok = stack.koodrive.seedLock(LOCAL_USER_ID, '102', {
     lockId: '8f14e45f-ceea-467f-a8f2-1c8d1d3c0001@102',
@@ -64,6 +65,14 @@ beforeAll(async () => {
   });
   await release(event, lambdaContext('release'));
   await sweep({ dryRun: true }, lambdaContext('sweep'));
+  // Two invocations that fail as a whole: a secret that does not exist, a sweep event with a wrong field.
+  const secretId = process.env.KOODRIVE_SECRET_ID;
+  process.env.KOODRIVE_SECRET_ID = 'no-such-secret';
+  resetApp();
+  await expect(release(event, lambdaContext('release'))).rejects.toThrow(/no-such-secret/);
+  process.env.KOODRIVE_SECRET_ID = secretId;
+  resetApp();
+  await expect(sweep({ limit: 'all' }, lambdaContext('sweep'))).rejects.toThrow(/limit must be/);
   expect(stack.koodrive.isHeld(ok)).toBe(false);
   for (const spy of spies) spy.mockRestore();
 }, 30_000);
@@ -97,6 +106,16 @@ describe('logs of a release invocation', () => {
     expect(decisions.filter((l) => l.outcome === 'released' || l.outcome === 'alreadyReleased')).toHaveLength(
       2,
     );
+  });
+
+  it('has one error line, with the reason, for an invocation that fails as a whole', () => {
+    const failures = logs().filter((l) => l.message === 'invocation failed as a whole');
+    expect(failures.map((l) => [l.level, l.function_name])).toEqual([
+      ['ERROR', 'release'],
+      ['ERROR', 'sweep'],
+    ]);
+    expect(JSON.stringify(failures[0]?.error)).toMatch(/secret no-such-secret could not be read/);
+    expect(JSON.stringify(failures[1]?.error)).toMatch(/limit must be a whole number/);
   });
 
   it('ends with a summary line per invocation', () => {
