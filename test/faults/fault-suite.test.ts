@@ -20,6 +20,7 @@ import type { LockResult, ReleaseReport } from '../../src/core/model';
 import { handler } from '../../src/handlers/release';
 import { resetApp } from '../../src/wiring';
 import { seededRandom } from '../helpers/fakes';
+import { sqsRecord } from '../helpers/events';
 
 const DEFAULT_SEEDS = [4, 7, 9, 14, 27, 1];
 const SEEDS = process.env.FAULT_SEED ? [Number(process.env.FAULT_SEED)] : DEFAULT_SEEDS;
@@ -407,25 +408,6 @@ describe.each(SEEDS.map(scenario))(
     });
   },
 );
-
-function sqsRecord(messageId: string, body: string): SQSRecord {
-  return {
-    messageId,
-    receiptHandle: `rh-${messageId}`,
-    body,
-    attributes: {
-      ApproximateReceiveCount: '1',
-      SentTimestamp: String(Date.now()),
-      SenderId: 'AIDAEXAMPLE',
-      ApproximateFirstReceiveTimestamp: String(Date.now()),
-    },
-    messageAttributes: {},
-    md5OfBody: '',
-    eventSource: 'aws:sqs',
-    eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:koodrive-lock-releaser-local-release',
-    awsRegion: 'us-east-1',
-  };
-}
 
 describe.skipIf(process.env.FAULT_SEED !== undefined)('the default seeds', () => {
   it('met every fault class and produced every outcome', () => {

@@ -17,6 +17,7 @@ import { parseSweepEvent, SweepEventError } from '../../src/core/sweep';
 import { handler } from '../../src/handlers/release';
 import { handler as sweepHandler } from '../../src/handlers/sweep';
 import { resetApp } from '../../src/wiring';
+import { sqsRecord } from '../helpers/events';
 
 /** The README's rule for valid IDs, restated here on purpose (not imported): 1–256 printable ASCII characters. */
 const SAFE_ID = /^[\x21-\x7e]{1,256}$/;
@@ -120,22 +121,7 @@ afterEach(() => {
 
 function record(body: unknown): SQSRecord {
   messageCounter += 1;
-  return {
-    messageId: `hostile-${messageCounter}`,
-    receiptHandle: 'rh',
-    body: body as string,
-    attributes: {
-      ApproximateReceiveCount: '1',
-      SentTimestamp: '0',
-      SenderId: 'x',
-      ApproximateFirstReceiveTimestamp: '0',
-    },
-    messageAttributes: {},
-    md5OfBody: '',
-    eventSource: 'aws:sqs',
-    eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:q',
-    awsRegion: 'us-east-1',
-  };
+  return sqsRecord(`hostile-${messageCounter}`, body as string);
 }
 
 /** The lock an SQS body names when it is valid (the secret's defaultUserId stands in for a missing userId). */

@@ -22,6 +22,7 @@ import { handler as release } from '../../src/handlers/release';
 import { handler as sweep } from '../../src/handlers/sweep';
 import type * as Signer from '../../src/koodrive/signer';
 import { resetApp } from '../../src/wiring';
+import { sqsRecord } from '../helpers/events';
 
 // The logger reads POWERTOOLS_LOGGER_LOG_EVENT and its base LOG_LEVEL when it is created (on import): set before
 // the imports, so every event is logged too, as an operator debugging in production might do.
@@ -155,17 +156,7 @@ function held(count = 1): string[] {
 
 function sqs(lockIds: string[]): unknown {
   return {
-    Records: lockIds.map((lockId, i) => ({
-      messageId: `log-${i}`,
-      receiptHandle: 'rh',
-      body: JSON.stringify({ lockId }),
-      attributes: {},
-      messageAttributes: {},
-      md5OfBody: '',
-      eventSource: 'aws:sqs',
-      eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:q',
-      awsRegion: 'us-east-1',
-    })),
+    Records: lockIds.map((lockId, i) => sqsRecord(`log-${i}`, JSON.stringify({ lockId }))),
   };
 }
 

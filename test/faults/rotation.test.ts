@@ -13,6 +13,7 @@ import { handler } from '../../src/handlers/release';
 import { resetApp } from '../../src/wiring';
 import { FakeClock, FakeGateway, locks, seededRandom } from '../helpers/fakes';
 import { useLocalStack } from '../helpers/local-stack';
+import { sqsRecord } from '../helpers/events';
 
 const ROTATED_APP_ID = 'rotated-app';
 const ROTATED_APP_SECRET = 'rotated-app-secret-7c1d';
@@ -86,22 +87,7 @@ describe('credential rotation in a warm container', () => {
     });
     const lockIds = held(10);
     const event: SQSEvent = {
-      Records: lockIds.map((lockId, i) => ({
-        messageId: `rot-${i}`,
-        receiptHandle: `rh-${i}`,
-        body: JSON.stringify({ lockId }),
-        attributes: {
-          ApproximateReceiveCount: '1',
-          SentTimestamp: '0',
-          SenderId: 'x',
-          ApproximateFirstReceiveTimestamp: '0',
-        },
-        messageAttributes: {},
-        md5OfBody: '',
-        eventSource: 'aws:sqs',
-        eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:q',
-        awsRegion: 'us-east-1',
-      })),
+      Records: lockIds.map((lockId, i) => sqsRecord(`rot-${i}`, JSON.stringify({ lockId }))),
     };
     const run = await counting(() => handler(event, lambdaContext('release')));
     expect(run.value).toEqual({ batchItemFailures: [] });
