@@ -529,7 +529,7 @@ const AWS_SDK = /^@aws-sdk\//;
 const UNDICI = /^undici(\/.*)?$/;
 const POWERTOOLS = /^@aws-lambda-powertools\//;
 const ANY_DEPENDENCY =
-  /^(@aws-sdk\/.*|undici(\/.*)?|@aws-lambda-powertools\/.*|zod(\/.*)?|@middy\/core|p-limit)$/;
+  /^(@aws-sdk\/.*|undici(\/.*)?|@aws-lambda-powertools\/.*|zod(\/.*)?|@middy\/core)$/;
 const either = (...filters: RegExp[]) => new RegExp(filters.map((f) => `(?:${f.source})`).join('|'));
 
 /**
@@ -637,7 +637,7 @@ export function variants(
     },
     {
       name: 'our code only',
-      note: 'attribution: and zod, middy, p-limit: src/ and Node builtins alone',
+      note: 'attribution: and zod, middy: src/ and Node builtins alone',
       options: (o) => plus(o, without(ANY_DEPENDENCY)),
       invokes: false,
     },

@@ -2,8 +2,7 @@
  * The sweep use case: find the ledger's stale and failed locks, claim them, release them through the
  * release engine and report. Pure: the ledger, KooDrive, time and randomness come in as ports.
  */
-import pLimit from 'p-limit';
-import { releaseLocks, type EngineDeps, type EngineOptions } from './engine';
+import { mapConcurrently, releaseLocks, type EngineDeps, type EngineOptions } from './engine';
 import { ReleaserError } from './errors';
 import {
   describeType,
@@ -117,31 +116,30 @@ export async function sweep(input: SweepInput, deps: SweepDeps): Promise<SweepRe
   // Claim first, with the engine's concurrency; no claim starts when a release could no longer follow it.
   const claimReserveMs =
     deps.options.attemptTimeoutMs + deps.options.safetyMarginMs + 2 * deps.options.recordReserveMs;
-  const limit = pLimit(Math.max(1, deps.options.concurrency));
   const outcomes = new Map<string, LockResult>();
-  const claims = await Promise.all(
-    items.map((item, i) =>
-      limit(async (): Promise<LedgerItem | undefined> => {
-        const entry = entries[i];
-        if (!entry?.ok) return undefined;
-        if (remainingMs() < claimReserveMs) {
-          outcomes.set(
-            lockKey(entry.lock),
-            notClaimed(entry, 'deadline', 'not claimed: too little time left before the Lambda deadline'),
-          );
-          return undefined;
-        }
-        try {
-          const claimed = await deps.ledger.claim(item);
-          if (!claimed) (candidates[i] as SweepCandidate).skipped = LOST_CLAIM;
-          return claimed;
-        } catch (error) {
-          const message = `could not claim it in the ledger: ${error instanceof Error ? error.message : String(error)}`;
-          outcomes.set(lockKey(entry.lock), notClaimed(entry, 'retryable', message));
-          return undefined;
-        }
-      }),
-    ),
+  const claims = await mapConcurrently(
+    items,
+    deps.options.concurrency,
+    async (item, i): Promise<LedgerItem | undefined> => {
+      const entry = entries[i];
+      if (!entry?.ok) return undefined;
+      if (remainingMs() < claimReserveMs) {
+        outcomes.set(
+          lockKey(entry.lock),
+          notClaimed(entry, 'deadline', 'not claimed: too little time left before the Lambda deadline'),
+        );
+        return undefined;
+      }
+      try {
+        const claimed = await deps.ledger.claim(item);
+        if (!claimed) (candidates[i] as SweepCandidate).skipped = LOST_CLAIM;
+        return claimed;
+      } catch (error) {
+        const message = `could not claim it in the ledger: ${error instanceof Error ? error.message : String(error)}`;
+        outcomes.set(lockKey(entry.lock), notClaimed(entry, 'retryable', message));
+        return undefined;
+      }
+    },
   );
   const claimed = claims.filter((c): c is LedgerItem => c !== undefined);
   const results = await releaseLocks(
