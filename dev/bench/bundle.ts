@@ -528,8 +528,7 @@ const EXTERNAL_GROUPS = [
 const AWS_SDK = /^@aws-sdk\//;
 const UNDICI = /^undici(\/.*)?$/;
 const POWERTOOLS = /^@aws-lambda-powertools\//;
-const ANY_DEPENDENCY =
-  /^(@aws-sdk\/.*|undici(\/.*)?|@aws-lambda-powertools\/.*|zod(\/.*)?|@middy\/core)$/;
+const ANY_DEPENDENCY = /^(@aws-sdk\/.*|undici(\/.*)?|@aws-lambda-powertools\/.*|zod(\/.*)?|@middy\/core)$/;
 const either = (...filters: RegExp[]) => new RegExp(filters.map((f) => `(?:${f.source})`).join('|'));
 
 /**
