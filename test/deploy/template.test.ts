@@ -287,4 +287,49 @@ describe(`the packaged template (sls package --stage ${STAGE})`, () => {
       }
     }
   });
+
+  it('alarms on the dead-letter queue, rejected credentials, release errors and a sweep not running, to SNS', () => {
+    const alarms = Object.fromEntries(
+      ofType('AWS::CloudWatch::Alarm').map(([name, alarm]) => [name, alarm.Properties]),
+    );
+    expect(Object.keys(alarms).sort()).toEqual([
+      'CredentialsRejectedAlarm',
+      'DeadLetterQueueNotEmptyAlarm',
+      'ReleaseErrorsAlarm',
+      'SweepNotRunningAlarm',
+    ]);
+    expect(alarms.DeadLetterQueueNotEmptyAlarm).toMatchObject({
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: getAtt('ReleaseDeadLetterQueue', 'QueueName') }],
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
+    // The dimensions the Metrics middleware writes for a failure by kind (test/telemetry checks that side).
+    expect(alarms.CredentialsRejectedAlarm).toMatchObject({
+      Namespace: 'KooDriveLockReleaser',
+      MetricName: 'LocksFailed',
+      Dimensions: [
+        { Name: 'service', Value: SERVICE },
+        { Name: 'errorKind', Value: 'auth' },
+      ],
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
+    expect(alarms.ReleaseErrorsAlarm).toMatchObject({
+      Namespace: 'AWS/Lambda',
+      MetricName: 'Errors',
+      Dimensions: [{ Name: 'FunctionName', Value: { Ref: 'ReleaseLambdaFunction' } }],
+    });
+    expect(alarms.SweepNotRunningAlarm).toMatchObject({
+      Namespace: 'KooDriveLockReleaser',
+      MetricName: 'SweepDurationMs',
+      Statistic: 'SampleCount',
+      EvaluationPeriods: 3,
+      ComparisonOperator: 'LessThanThreshold',
+      TreatMissingData: 'breaching',
+    });
+    const [[topic]] = ofType('AWS::SNS::Topic') as [[string, Resource]];
+    for (const alarm of Object.values(alarms)) expect(alarm.AlarmActions).toEqual([{ Ref: topic }]);
+  });
 });
