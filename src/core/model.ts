@@ -72,16 +72,40 @@ export interface OutcomeRecorder {
   record(result: LockResult): Promise<void>;
 }
 
-/** Port: time, injected so tests control it. */
+/** A timer that can be cancelled; cancelling one that already fired does nothing. */
+export interface Timer {
+  cancel(): void;
+}
+
+/**
+ * Port: time, injected so tests and the simulation control it. Nothing in src/ reads the system clock or
+ * arms a timer except `systemClock` below.
+ */
 export interface Clock {
+  /** Wall-clock time, epoch ms (what the ledger stores; may jump or be skewed between machines). */
   now(): number;
+  /** A monotonic reading in ms (only differences mean anything): what leases are measured on. */
+  monotonic(): number;
   sleep(ms: number): Promise<void>;
+  /** Calls `fn` once after `ms`; the timer never keeps the process alive. */
+  setTimer(ms: number, fn: () => void): Timer;
 }
 
 export const systemClock: Clock = {
   now: () => Date.now(),
+  monotonic: () => performance.now(),
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  setTimer(ms, fn) {
+    const handle = setTimeout(fn, ms);
+    handle.unref();
+    return { cancel: () => clearTimeout(handle) };
+  },
 };
+
+/** Port: uniform randomness in [0, 1); seeded in tests and the simulation. */
+export type Random = () => number;
+
+export const systemRandom: Random = () => Math.random();
 
 /** The maximum length of a lock or user ID, and its alphabet: printable ASCII without space. */
 export const MAX_ID_LENGTH = 256;

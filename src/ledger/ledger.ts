@@ -12,7 +12,9 @@ import {
   QueryCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { ReleaserError } from '../core/errors';
+import { LedgerConflictError, LockExistsError, LockLostError, LockNotFoundError } from '../core/errors';
+
+export { LedgerConflictError, LockExistsError, LockLostError, LockNotFoundError } from '../core/errors';
 import type { LockResult, OutcomeRecorder } from '../core/model';
 import type { LedgerItem, LedgerStatus, SweepLedger } from '../core/sweep';
 
@@ -23,44 +25,6 @@ export const BY_STATUS_INDEX = 'byStatus';
 export const RELEASED_RETENTION_SECONDS = 7 * 24 * 3600;
 export const MAX_LAST_ERROR_LENGTH = 500;
 export const DEFAULT_PAGE_SIZE = 1000;
-
-/** A conditional write found the ledger item in another state than the writer expected. */
-export class LedgerConflictError extends ReleaserError {
-  readonly lockId: string;
-
-  constructor(lockId: string, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.lockId = lockId;
-  }
-}
-
-/** recordAcquired: the ledger already has an item for this lock ID. */
-export class LockExistsError extends LedgerConflictError {
-  constructor(lockId: string, options?: ErrorOptions) {
-    super(lockId, `lock ${lockId} is already in the ledger`, options);
-  }
-}
-
-/** recordReleased: the ledger has no item for this lock ID. */
-export class LockNotFoundError extends LedgerConflictError {
-  constructor(lockId: string, options?: ErrorOptions) {
-    super(lockId, `lock ${lockId} is not in the ledger`, options);
-  }
-}
-
-/**
- * A heartbeat found the lock no longer HELD (a sweep claimed or released it, a release was recorded) or
- * held by another holder. The holder must stop working under this lock.
- */
-export class LockLostError extends LedgerConflictError {
-  /** The item's status now; undefined when the item is gone. */
-  readonly status: LedgerStatus | undefined;
-
-  constructor(lockId: string, status: LedgerStatus | undefined, why: string, options?: ErrorOptions) {
-    super(lockId, `lock ${lockId} is lost (${why}): stop working under it`, options);
-    this.status = status;
-  }
-}
 
 export interface DynamoLedgerOptions {
   tableName: string;

@@ -6,10 +6,14 @@ export class FakeClock implements Clock {
   sleeps: number[] = [];
   constructor(public time = 0) {}
   now = (): number => this.time;
+  monotonic = (): number => this.time;
   sleep = async (ms: number): Promise<void> => {
     this.sleeps.push(ms);
     this.time += ms;
     await Promise.resolve();
+  };
+  setTimer = (): never => {
+    throw new Error('FakeClock has no timers: use the simulation clock');
   };
 }
 
