@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_CLOCK_SKEW_SECONDS, holderTiming, KOODRIVE_LOCK_SECONDS } from '../../src/core/lease';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SERVICE = 'koodrive-lock-releaser';
@@ -75,8 +76,8 @@ function ofType(type: string): [string, Resource][] {
 const asList = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
 const getAtt = (name: string, attribute = 'Arn') => ({ 'Fn::GetAtt': [name, attribute] });
 
-/** Every IAM statement of every role and policy in the template. */
-function statements(): Statement[] {
+/** Every IAM statement of every role and policy in the template (`roleOnly`: the functions' role alone). */
+function statements(roleOnly = false): Statement[] {
   const all: Statement[] = [];
   for (const [, r] of Object.entries(template.Resources)) {
     if (r.Type === 'AWS::IAM::Role') {
@@ -84,7 +85,7 @@ function statements(): Statement[] {
         []) {
         all.push(...policy.PolicyDocument.Statement);
       }
-    } else if (r.Type === 'AWS::IAM::Policy' || r.Type === 'AWS::IAM::ManagedPolicy') {
+    } else if (!roleOnly && (r.Type === 'AWS::IAM::Policy' || r.Type === 'AWS::IAM::ManagedPolicy')) {
       all.push(...(r.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
     }
   }
@@ -150,7 +151,7 @@ describe(`the packaged template (sls package --stage ${STAGE})`, () => {
     });
 
     it('secretsmanager: GetSecretValue only, on the one secret the functions are told to read', () => {
-      const grants = statements().filter((s) =>
+      const grants = statements(true).filter((s) =>
         asList(s.Action).some((a) => a.startsWith('secretsmanager:')),
       );
       expect(grants).toHaveLength(1);
@@ -165,13 +166,14 @@ describe(`the packaged template (sls package --stage ${STAGE})`, () => {
       ]);
     });
 
-    it('dynamodb: UpdateItem on the ledger table and Query on its byStatus index, nothing else', () => {
-      const grants = statements().filter((s) => asList(s.Action).some((a) => a.startsWith('dynamodb:')));
+    it('dynamodb: UpdateItem and BatchGetItem on the ledger table, Query on its openLocks index, nothing else', () => {
+      const grants = statements(true).filter((s) => asList(s.Action).some((a) => a.startsWith('dynamodb:')));
       const pairs = grants.flatMap((s) =>
         asList(s.Action).flatMap((action) => asList(s.Resource).map((r) => `${action} ${resourceText(r)}`)),
       );
       expect(pairs.sort()).toEqual([
-        'dynamodb:Query ${LedgerTable.Arn}/index/byStatus',
+        'dynamodb:BatchGetItem ${LedgerTable.Arn}',
+        'dynamodb:Query ${LedgerTable.Arn}/index/openLocks',
         'dynamodb:UpdateItem ${LedgerTable.Arn}',
       ]);
     });
@@ -251,22 +253,22 @@ describe(`the packaged template (sls package --stage ${STAGE})`, () => {
       JSON.stringify(r.Properties.Targets).includes('SweepLambdaFunction'),
     );
     expect(rules).toHaveLength(1);
-    expect(rules[0]?.[1].Properties.ScheduleExpression).toBe('rate(5 minutes)');
+    expect(rules[0]?.[1].Properties.ScheduleExpression).toBe('rate(1 minute)');
   });
 
-  it('the ledger table: byStatus index, TTL on expiresAt, point-in-time recovery, kept on stack removal', () => {
+  it('the ledger table: the sparse openLocks index, TTL on expiresAt, point-in-time recovery, kept on stack removal', () => {
     const table = resource('LedgerTable');
     expect(table.DeletionPolicy).toBe('Retain');
     expect(table.Properties.BillingMode).toBe('PAY_PER_REQUEST');
     expect(table.Properties.KeySchema).toEqual([{ AttributeName: 'lockId', KeyType: 'HASH' }]);
     expect(table.Properties.GlobalSecondaryIndexes).toEqual([
       {
-        IndexName: 'byStatus',
+        IndexName: 'openLocks',
         KeySchema: [
-          { AttributeName: 'status', KeyType: 'HASH' },
-          { AttributeName: 'heartbeatAt', KeyType: 'RANGE' },
+          { AttributeName: 'sweepShard', KeyType: 'HASH' },
+          { AttributeName: 'lockId', KeyType: 'RANGE' },
         ],
-        Projection: { ProjectionType: 'ALL' },
+        Projection: { ProjectionType: 'KEYS_ONLY' },
       },
     ]);
     expect(table.Properties.TimeToLiveSpecification).toEqual({ AttributeName: 'expiresAt', Enabled: true });
@@ -331,5 +333,35 @@ describe(`the packaged template (sls package --stage ${STAGE})`, () => {
     });
     const [[topic]] = ofType('AWS::SNS::Topic') as [[string, Resource]];
     for (const alarm of Object.values(alarms)) expect(alarm.AlarmActions).toEqual([{ Ref: topic }]);
+  });
+});
+
+describe('the promise (README, "Leases and the promise"), from the packaged template and the holder defaults', () => {
+  const env = (fn: string): Json => (resource(fn).Properties.Environment as { Variables: Json }).Variables;
+  const periodSeconds = (): number => {
+    const rule = ofType('AWS::Events::Rule').find(([, r]) =>
+      JSON.stringify(r.Properties.Targets).includes('SweepLambdaFunction'),
+    );
+    const match = /^rate\((\d+) (minute|minutes|hour|hours)\)$/.exec(
+      String(rule?.[1].Properties.ScheduleExpression),
+    );
+    if (!match) throw new Error('the sweep schedule is not a rate() expression');
+    return Number(match[1]) * (match[2]?.startsWith('hour') ? 3600 : 60);
+  };
+
+  it("lease + skew + one period + the release frees a dead holder's lock in about 191 s, well inside KooDrive's 600 s", () => {
+    const skew = Number(env('SweepLambdaFunction').CLOCK_SKEW_SECONDS);
+    // The holder's own allowance defaults to the same value as the sweep's.
+    expect(skew).toBe(DEFAULT_CLOCK_SKEW_SECONDS);
+    const releaseSeconds = 1;
+    const bound = holderTiming({}).leaseMs / 1000 + skew + periodSeconds() + releaseSeconds;
+    expect(bound).toBe(191);
+    expect(bound).toBeLessThan(KOODRIVE_LOCK_SECONDS);
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    expect(readme).toContain(`= ${bound} s`);
+  });
+
+  it("a sweep run ends before the next one starts (its claims' lease is the time it had)", () => {
+    expect(Number(resource('SweepLambdaFunction').Properties.Timeout)).toBeLessThan(periodSeconds());
   });
 });
