@@ -3,7 +3,17 @@ import prettier from 'eslint-config-prettier';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules', '.serverless', '.esbuild', 'bench/results.json', '.local'] },
+  {
+    ignores: [
+      'node_modules',
+      '.serverless',
+      '.esbuild',
+      'bench/results.json',
+      '.local',
+      'reports',
+      '.stryker-tmp',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
