@@ -1,12 +1,41 @@
 /**
- * The client backup workers use so the ledger stays true: acquire (KooDrive create, then HELD), heartbeat
- * (KooDrive renew, then heartbeatAt) and release (KooDrive release, then RELEASED). One KooDrive attempt
- * per call; the worker decides about retries (error.kind 'retryable'), and a failed release is left
- * RELEASE_FAILED in the ledger for the sweep to retry.
+ * The client backup workers use so the ledger stays true (README, "Holding a lock").
+ *
+ * `hold(userId, moduleCode, work)` takes the KooDrive lock, records it HELD with its lease, heart-beats in the
+ * background (the ledger first, conditionally, then a KooDrive renew), tells `work` at once when the lease is
+ * lost, and releases the lock when `work` settles. The lower-level `acquire`, `heartbeat` and `release` make
+ * one attempt each and leave retries and timing to the caller.
+ *
+ * All time goes through the Clock port (the lease on its monotonic reading, timers that never keep the
+ * process alive), all randomness through Random: tests and the simulation drive both.
  */
-import { ReleaserError } from '../core/errors';
-import type { AttemptOutcome, LockError, LockRef } from '../core/model';
-import type { DynamoLedger } from './ledger';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { parseSecret } from '../config';
+import { ConfigError, LockLostError, ReleaserError } from '../core/errors';
+import {
+  DEFAULT_CLOCK_SKEW_SECONDS,
+  KOODRIVE_LOCK_SECONDS,
+  holderTiming,
+  type HolderLedger,
+  type HolderTiming,
+} from '../core/lease';
+import {
+  systemClock,
+  systemRandom,
+  type AttemptOutcome,
+  type Clock,
+  type LockError,
+  type LockRef,
+  type Random,
+  type Timer,
+} from '../core/model';
+import { KooDriveClient } from '../koodrive/client';
+import { SecretSettingsSource } from '../koodrive/secret-source';
+import type { SettingsSource } from '../koodrive/settings';
+import { DynamoLedger } from './ledger';
+
+export type { HolderLedger } from '../core/lease';
 
 /** The KooDrive calls a holder makes; KooDriveClient (src/koodrive/client.ts) has exactly these. */
 export interface KooDriveLocks {
@@ -18,13 +47,16 @@ export interface KooDriveLocks {
   releaseLock(lock: LockRef): Promise<AttemptOutcome>;
 }
 
-export type HolderLedger = Pick<
-  DynamoLedger,
-  'recordAcquired' | 'recordHeartbeat' | 'recordReleased' | 'record'
->;
-
 export interface HeldLock extends LockRef {
   moduleCode: string;
+}
+
+/** What `work` gets: the lock, and how to know it is still held. */
+export interface Lease extends HeldLock {
+  /** Aborted, with a LockLostError as its reason, as soon as the lease is lost. */
+  readonly signal: AbortSignal;
+  /** Throws LockLostError when the lease is lost, also right after a pause before any timer ran. */
+  assertHeld(): void;
 }
 
 /** KooDrive refused or failed a create, renew or release; `error.kind` says whether trying again can help. */
@@ -58,49 +90,126 @@ export class AcquireAbortedError extends ReleaserError {
   }
 }
 
-export interface LockHolderOptions {
-  koodrive: KooDriveLocks;
-  ledger: HolderLedger;
-  /** Names this worker in the items it writes; a heartbeat then fails when another holder is recorded. */
-  holder?: string;
+/** A call the holder gave up waiting for; what it does afterwards counts as nothing. */
+export class HolderTimeoutError extends ReleaserError {
+  constructor(what: string, ms: number) {
+    super(`${what} did not answer within ${Math.round(ms)} ms`);
+  }
 }
 
+export interface LockHolderOptions {
+  /** The ledger table (ignored when `ledger` is given). */
+  tableName?: string;
+  /** The Secrets Manager secret with the KooDrive settings, the same JSON as the functions read. */
+  secretId?: string;
+  /** The secret's JSON inline (a string or an object), instead of `secretId`. */
+  settings?: string | Record<string, unknown>;
+  /** Names this worker in the items it writes; a heartbeat then fails when another holder is recorded. */
+  name?: string;
+  /** @deprecated The old name of `name`. */
+  holder?: string;
+  /** The lease written with every heartbeat: 5–600 s, default 120. */
+  leaseSeconds?: number;
+  /** Default lease/3. Must be shorter than the safe time (lease − skew − margin). */
+  heartbeatSeconds?: number;
+  /** Allowance for clock differences with the sweep; default CLOCK_SKEW_SECONDS from the environment, else 10. */
+  clockSkewSeconds?: number;
+  /** Bound of one KooDrive attempt with the built-in client; default 5000. */
+  koodriveTimeoutMs?: number;
+  /** How long the secret read through `secretId` is used before it is read again; default 300. */
+  secretCacheSeconds?: number;
+  /** Default: `new DynamoDBClient({})` (region and endpoint from the environment). */
+  dynamodb?: DynamoDBClient;
+  /** Default: `new SecretsManagerClient({})` (region and endpoint from the environment). */
+  secretsManager?: SecretsManagerClient;
+  /** The KooDrive port; default a KooDriveClient on `settings` or `secretId`. */
+  koodrive?: KooDriveLocks;
+  /** The ledger port; default a DynamoLedger on `tableName`. */
+  ledger?: HolderLedger;
+  clock?: Clock;
+  random?: Random;
+  /**
+   * hold(): the release after `work` settled failed (the item is left RELEASE_FAILED, or HELD when even that
+   * write failed; the sweep releases it either way). hold() does not throw for it. Default: nothing.
+   */
+  onReleaseError?: (error: Error, lock: HeldLock) => void;
+}
+
+/** Attempts of the release when `work` settled (retryable failures only). */
+export const RELEASE_ATTEMPTS = 3;
+/** Heartbeat retries wait a random time below min(this × 2^attempt, BACKOFF_CAP_MS). */
+export const BACKOFF_BASE_MS = 100;
+export const BACKOFF_CAP_MS = 2000;
+/** A release call that has not answered after this long counts as failed. */
+export const RELEASE_CALL_TIMEOUT_MS = 10_000;
+
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
 export class LockHolder {
-  private readonly koodrive: KooDriveLocks;
-  private readonly ledger: HolderLedger;
-  private readonly holder: string | undefined;
+  readonly name: string | undefined;
+  readonly leaseSeconds: number;
+  readonly timing: HolderTiming;
+  private readonly ports: Ports;
+  private readonly onReleaseError: ((error: Error, lock: HeldLock) => void) | undefined;
 
   constructor(options: LockHolderOptions) {
-    this.koodrive = options.koodrive;
-    this.ledger = options.ledger;
-    this.holder = options.holder;
-  }
-
-  /** KooDrive create, then a HELD item. Throws KooDriveLockError or AcquireAbortedError. */
-  async acquire(userId: string, moduleCode: string): Promise<HeldLock> {
-    const created = await this.koodrive.createLock(userId, moduleCode);
-    if (!created.ok) throw new KooDriveLockError('create', `a lock for module ${moduleCode}`, created.error);
-    const lock: HeldLock = { lockId: created.lockId, userId, moduleCode };
+    const skew = options.clockSkewSeconds ?? skewFromEnv();
     try {
-      await this.ledger.recordAcquired({
-        ...lock,
-        ...(this.holder !== undefined ? { holder: this.holder } : {}),
+      this.timing = holderTiming({
+        leaseSeconds: options.leaseSeconds,
+        heartbeatSeconds: options.heartbeatSeconds,
+        clockSkewSeconds: skew,
       });
     } catch (error) {
-      const undo = await this.koodrive.releaseLock(lock);
-      throw new AcquireAbortedError(lock.lockId, undo, error);
+      throw new ConfigError('LockHolder options are not usable', [(error as Error).message], {
+        cause: error,
+      });
     }
-    return lock;
+    this.leaseSeconds = this.timing.leaseMs / 1000;
+    this.name = options.name ?? options.holder;
+    const clock = options.clock ?? systemClock;
+    this.ports = {
+      clock,
+      random: options.random ?? systemRandom,
+      koodrive: options.koodrive ?? defaultKooDrive(options, clock),
+      ledger: options.ledger ?? defaultLedger(options, clock),
+    };
+    this.onReleaseError = options.onReleaseError;
   }
 
   /**
-   * KooDrive renew, then heartbeatAt. Throws KooDriveLockError when KooDrive refuses, and LockLostError when
-   * the ledger no longer has the lock HELD for this holder: stop working under it then.
+   * Takes the lock, runs `work` under it while heart-beating, and releases it when `work` settles. Resolves
+   * with what `work` resolved with (also when the lease was lost meanwhile: `work` decides, through
+   * `signal` and `assertHeld()`), rejects with what it threw. Throws KooDriveLockError or AcquireAbortedError,
+   * without running `work`, when the lock cannot be taken. A failed release does not change the result: the
+   * item is left RELEASE_FAILED for the sweep and the failure goes to `onReleaseError`.
+   */
+  async hold<T>(userId: string, moduleCode: string, work: (lease: Lease) => Promise<T> | T): Promise<T> {
+    const taken = await this.take(userId, moduleCode);
+    const session = new LeaseSession(this.ports, this.timing, this.name, taken);
+    const outcome = await settle(() => work(session.lease));
+    session.stop();
+    // A ledger conflict means a sweep or the release path owns the item now (RELEASING, RELEASED, …) and
+    // releases the lock. Lost by time or by a KooDrive refusal, the item is still ours to close.
+    if (!session.takenOver) await this.releaseAfterWork(taken.lock);
+    if (!outcome.ok) throw outcome.error;
+    return outcome.value;
+  }
+
+  /** KooDrive create, then a HELD item with the lease. Throws KooDriveLockError or AcquireAbortedError. */
+  async acquire(userId: string, moduleCode: string): Promise<HeldLock> {
+    return (await this.take(userId, moduleCode)).lock;
+  }
+
+  /**
+   * One heartbeat: the ledger first (conditional on the item being this holder's HELD item), then a KooDrive
+   * renew. Throws LockLostError when the ledger no longer has the lock HELD for this holder (KooDrive is then
+   * not renewed: stop working under it), KooDriveLockError when KooDrive refuses the renewal.
    */
   async heartbeat(lock: LockRef): Promise<void> {
-    const renewed = await this.koodrive.renewLock(lock);
+    await this.ports.ledger.recordHeartbeat(lock.lockId, this.name, this.leaseSeconds);
+    const renewed = await this.ports.koodrive.renewLock(lock);
     if (!renewed.ok) throw new KooDriveLockError('renew', `lock ${lock.lockId}`, renewed.error);
-    await this.ledger.recordHeartbeat(lock.lockId, this.holder);
   }
 
   /**
@@ -108,12 +217,378 @@ export class LockHolder {
    * thrown as KooDriveLockError.
    */
   async release(lock: LockRef): Promise<'released' | 'alreadyReleased'> {
-    const answer = await this.koodrive.releaseLock(lock);
+    const answer = await this.ports.koodrive.releaseLock(lock);
     if (!answer.ok) {
-      await this.ledger.record({ ...lock, outcome: 'failed', attempts: 1, error: answer.error });
+      await this.ports.ledger.record({ ...lock, outcome: 'failed', attempts: 1, error: answer.error });
       throw new KooDriveLockError('release', `lock ${lock.lockId}`, answer.error);
     }
-    await this.ledger.recordReleased(lock.lockId);
+    await this.ports.ledger.recordReleased(lock.lockId);
     return answer.outcome;
   }
+
+  /** acquire, with the monotonic starts of the two calls the lease is measured from. */
+  private async take(userId: string, moduleCode: string): Promise<Taken> {
+    const { clock, koodrive, ledger } = this.ports;
+    const koodriveStart = clock.monotonic();
+    const created = await koodrive.createLock(userId, moduleCode);
+    if (!created.ok) throw new KooDriveLockError('create', `a lock for module ${moduleCode}`, created.error);
+    const lock: HeldLock = { lockId: created.lockId, userId, moduleCode };
+    const ledgerStart = clock.monotonic();
+    // Slower than the safe time, the lease would be lost before work starts.
+    const recorded = await within(clock, this.timing.safeMs, `recording lock ${lock.lockId}`, () =>
+      ledger.recordAcquired({
+        ...lock,
+        ...(this.name !== undefined ? { holder: this.name } : {}),
+        leaseSeconds: this.leaseSeconds,
+      }),
+    );
+    if (!recorded.ok) {
+      const undo = await within(clock, RELEASE_CALL_TIMEOUT_MS, `releasing lock ${lock.lockId}`, () =>
+        koodrive.releaseLock(lock),
+      );
+      throw new AcquireAbortedError(
+        lock.lockId,
+        undo.ok ? undo.value : failedCall(undo.error),
+        recorded.error,
+      );
+    }
+    return { lock, koodriveStart, ledgerStart };
+  }
+
+  /** The release when work settled: a few attempts, RELEASE_FAILED when they fail; never throws. */
+  private async releaseAfterWork(lock: HeldLock): Promise<void> {
+    const { clock, koodrive, ledger, random } = this.ports;
+    let answer: AttemptOutcome = failedCall(new Error('not attempted'));
+    let attempts = 0;
+    while (attempts < RELEASE_ATTEMPTS) {
+      if (attempts > 0) await clock.sleep(backoffMs(random, attempts));
+      attempts += 1;
+      const call = await within(clock, RELEASE_CALL_TIMEOUT_MS, `releasing lock ${lock.lockId}`, () =>
+        koodrive.releaseLock(lock),
+      );
+      answer = call.ok ? call.value : failedCall(call.error);
+      if (answer.ok || answer.error.kind !== 'retryable') break;
+    }
+    if (answer.ok) {
+      const recorded = await settle(() => ledger.recordReleased(lock.lockId));
+      if (!recorded.ok) {
+        this.report(
+          new ReleaserError(
+            `lock ${lock.lockId} was released, but recording it failed; the sweep closes it`,
+            {
+              cause: recorded.error,
+            },
+          ),
+          lock,
+        );
+      }
+      return;
+    }
+    const error = new KooDriveLockError('release', `lock ${lock.lockId}`, answer.error);
+    const recorded = await settle(() =>
+      ledger.record({ ...lock, outcome: 'failed', attempts, error: answer.error }),
+    );
+    this.report(
+      recorded.ok
+        ? error
+        : new ReleaserError(`${error.message}; recording RELEASE_FAILED failed too, the sweep releases it`, {
+            cause: recorded.error,
+          }),
+      lock,
+    );
+  }
+
+  private report(error: Error, lock: HeldLock): void {
+    try {
+      this.onReleaseError?.(error, lock);
+    } catch {
+      // A hook that throws must not change hold()'s result.
+    }
+  }
+}
+
+interface Ports {
+  clock: Clock;
+  random: Random;
+  koodrive: KooDriveLocks;
+  ledger: HolderLedger;
+}
+
+interface Taken {
+  lock: HeldLock;
+  koodriveStart: number;
+  ledgerStart: number;
+}
+
+/**
+ * One hold(): the lease's deadline on the monotonic clock, the heartbeat loop and the safe-deadline abort.
+ * The deadline is the start of the last successful ledger write + the safe time, and never later than the
+ * start of the last successful KooDrive create or renew + KooDrive's 600 s − the margin.
+ */
+class LeaseSession {
+  readonly lease: Lease;
+  /** A heartbeat found the item no longer this holder's: whoever took it releases the lock. */
+  takenOver = false;
+  private ledgerBase: number;
+  private koodriveBase: number;
+  private lost: LockLostError | undefined;
+  private stopped = false;
+  private readonly controller = new AbortController();
+  /** Every timer armed (heartbeat, deadline, backoff, call bounds): stop() cancels them and wakes their waiters. */
+  private readonly timers = new Set<{ timer: Timer; wake: () => void }>();
+  private readonly lock: HeldLock;
+
+  constructor(
+    private readonly ports: Ports,
+    private readonly timing: HolderTiming,
+    private readonly name: string | undefined,
+    taken: Taken,
+  ) {
+    this.lock = taken.lock;
+    this.ledgerBase = taken.ledgerStart;
+    this.koodriveBase = taken.koodriveStart;
+    const check = () => {
+      this.check();
+      if (this.lost) throw this.lost;
+    };
+    this.lease = { ...taken.lock, signal: this.controller.signal, assertHeld: check };
+    this.watchDeadline();
+    this.schedule(this.ledgerBase + timing.heartbeatMs - this.now());
+  }
+
+  /** Stops heart-beating and cancels every timer. */
+  stop(): void {
+    this.check();
+    this.stopped = true;
+    for (const { timer, wake } of this.timers) {
+      timer.cancel();
+      wake();
+    }
+    this.timers.clear();
+  }
+
+  private now(): number {
+    return this.ports.clock.monotonic();
+  }
+
+  private deadline(): number {
+    return Math.min(
+      this.ledgerBase + this.timing.safeMs,
+      this.koodriveBase + KOODRIVE_LOCK_SECONDS * 1000 - this.timing.marginMs,
+    );
+  }
+
+  /** Loses the lease when the deadline has passed (by the clock, whatever the timers did). */
+  private check(): void {
+    if (this.lost || this.stopped) return;
+    if (this.now() >= this.deadline()) {
+      this.lose(
+        new LockLostError(
+          this.lock.lockId,
+          undefined,
+          `no heartbeat succeeded within the safe time of ${this.timing.safeMs / 1000} s`,
+        ),
+      );
+    }
+  }
+
+  private lose(error: LockLostError): void {
+    if (this.lost || this.stopped) return;
+    this.lost = error;
+    this.controller.abort(error);
+  }
+
+  private done(): boolean {
+    this.check();
+    return this.lost !== undefined || this.stopped;
+  }
+
+  /** A timer that stop() cancels; resolves when it fires or is cancelled. */
+  private wait(ms: number): Promise<void> {
+    return this.arm(ms).fired;
+  }
+
+  private arm(ms: number): { fired: Promise<void>; cancel: () => void } {
+    let wake!: () => void;
+    const fired = new Promise<void>((resolve) => (wake = resolve));
+    if (this.stopped) {
+      wake();
+      return { fired, cancel: () => {} };
+    }
+    const entry = {
+      timer: this.ports.clock.setTimer(Math.max(0, ms), () => {
+        this.timers.delete(entry);
+        wake();
+      }),
+      wake,
+    };
+    this.timers.add(entry);
+    const cancel = () => {
+      this.timers.delete(entry);
+      entry.timer.cancel();
+    };
+    return { fired, cancel };
+  }
+
+  /** `call`, bounded by the time left before the deadline (a late answer counts as nothing); stop() ends it too. */
+  private async bounded<T>(what: string, call: () => Promise<T>): Promise<Settled<T>> {
+    const ms = this.deadline() - this.now();
+    const timer = this.arm(ms);
+    const result = await Promise.race([
+      settle(call),
+      timer.fired.then((): Settled<T> => ({ ok: false, error: new HolderTimeoutError(what, ms) })),
+    ]);
+    timer.cancel();
+    return result;
+  }
+
+  /** Fires at the deadline (re-armed when heartbeats moved it) and aborts the signal if it passed. */
+  private watchDeadline(): void {
+    void this.wait(this.deadline() - this.now()).then(() => {
+      if (!this.done()) this.watchDeadline();
+    });
+  }
+
+  private schedule(ms: number): void {
+    void this.wait(ms)
+      .then(() => this.beat())
+      .catch((error: unknown) => {
+        // Only a port breaking its contract gets here; without a heartbeat the lease cannot be vouched for.
+        this.lose(new LockLostError(this.lock.lockId, undefined, `the heartbeat failed: ${String(error)}`));
+      });
+  }
+
+  /** One heartbeat: the ledger until it succeeds, then KooDrive; retried with backoff within the deadline. */
+  private async beat(): Promise<void> {
+    const { ledger, koodrive, random } = this.ports;
+    for (let attempt = 0; ; attempt += 1) {
+      if (this.done()) return;
+      const start = this.now();
+      const written = await this.bounded('the ledger heartbeat', () =>
+        ledger.recordHeartbeat(this.lock.lockId, this.name, this.timing.leaseMs / 1000),
+      );
+      if (written.ok) {
+        // heartbeatAt was written at or after `start`: the lease is measured from there.
+        this.ledgerBase = Math.max(this.ledgerBase, start);
+        break;
+      }
+      if (written.error instanceof LockLostError) {
+        this.takenOver = true;
+        return this.lose(written.error);
+      }
+      await this.wait(backoffMs(random, attempt));
+    }
+    for (let attempt = 0; ; attempt += 1) {
+      // Never renew a lost lease: checked right before each renew.
+      if (this.done()) return;
+      // Retried until the next heartbeat is due, which writes the ledger again before it renews.
+      if (attempt > 0 && this.now() - this.ledgerBase >= this.timing.heartbeatMs) break;
+      const start = this.now();
+      const renewed = await this.bounded('the KooDrive renew', () => koodrive.renewLock(this.lock));
+      const answer = renewed.ok ? renewed.value : undefined;
+      if (answer?.ok) {
+        this.koodriveBase = Math.max(this.koodriveBase, start);
+        break;
+      }
+      if (answer && isRefusal(answer.error)) {
+        return this.lose(
+          new LockLostError(
+            this.lock.lockId,
+            undefined,
+            `KooDrive refused to renew it: ${answer.error.message}`,
+          ),
+        );
+      }
+      await this.wait(backoffMs(random, attempt));
+    }
+    if (!this.done()) this.schedule(this.ledgerBase + this.timing.heartbeatMs - this.now());
+  }
+}
+
+/** Races `call` against a timer of `ms`: a late answer, or a late failure, is dropped. */
+function within<T>(clock: Clock, ms: number, what: string, call: () => Promise<T>): Promise<Settled<T>> {
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (result: Settled<T>) => {
+      if (done) return;
+      done = true;
+      timer.cancel();
+      resolve(result);
+    };
+    const timer = clock.setTimer(Math.max(0, ms), () =>
+      finish({ ok: false, error: new HolderTimeoutError(what, ms) }),
+    );
+    void settle(call).then(finish);
+  });
+}
+
+/** A random wait below min(base × 2^attempt, cap): full jitter. */
+function backoffMs(random: Random, attempt: number): number {
+  return random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
+}
+
+/** A renewal KooDrive will refuse again (the lock is gone, another lock replaced it): the lease is lost. */
+function isRefusal(error: LockError): boolean {
+  return error.kind === 'permanent' || error.kind === 'invalid-input';
+}
+
+/** Runs `fn` and captures its result or what it threw (synchronously or not). */
+function settle<T>(fn: () => Promise<T> | T): Promise<Settled<T>> {
+  return new Promise<T>((resolve) => resolve(fn())).then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+}
+
+function failedCall(error: unknown): AttemptOutcome {
+  const message = error instanceof Error ? error.message : String(error);
+  return { ok: false, error: { kind: 'retryable', message } };
+}
+
+function skewFromEnv(): number {
+  const raw = process.env.CLOCK_SKEW_SECONDS?.trim();
+  if (raw === undefined || raw === '') return DEFAULT_CLOCK_SKEW_SECONDS;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0 || value > 300) {
+    throw new ConfigError('invalid environment', ['CLOCK_SKEW_SECONDS must be a whole number from 0 to 300']);
+  }
+  return value;
+}
+
+function defaultKooDrive(options: LockHolderOptions, clock: Clock): KooDriveLocks {
+  let settings: SettingsSource;
+  if (options.settings !== undefined) {
+    const raw = typeof options.settings === 'string' ? options.settings : JSON.stringify(options.settings);
+    const parsed = { settings: parseSecret(raw, 'given as settings'), version: 1 };
+    settings = { current: () => Promise.resolve(parsed) };
+  } else if (options.secretId) {
+    settings = new SecretSettingsSource({
+      client: options.secretsManager ?? new SecretsManagerClient({}),
+      secretId: options.secretId,
+      ttlMs: (options.secretCacheSeconds ?? 300) * 1000,
+      now: () => clock.now(),
+    });
+  } else {
+    throw new ConfigError('LockHolder options are not usable', [
+      'give secretId (or settings) for KooDrive, or a koodrive port',
+    ]);
+  }
+  return new KooDriveClient({
+    settings,
+    timeoutMs: options.koodriveTimeoutMs ?? 5000,
+    now: () => clock.now(),
+  });
+}
+
+function defaultLedger(options: LockHolderOptions, clock: Clock): HolderLedger {
+  if (!options.tableName) {
+    throw new ConfigError('LockHolder options are not usable', [
+      'give tableName for the ledger, or a ledger port',
+    ]);
+  }
+  return new DynamoLedger({
+    tableName: options.tableName,
+    client: options.dynamodb ?? new DynamoDBClient({}),
+    now: () => clock.now(),
+  });
 }

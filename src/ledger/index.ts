@@ -1,11 +1,13 @@
 /** The lock ledger package for backup workers: the holder client, the DynamoDB ledger, its item and errors. */
 export {
   AcquireAbortedError,
+  HolderTimeoutError,
   KooDriveLockError,
   LockHolder,
   type HeldLock,
   type HolderLedger,
   type KooDriveLocks,
+  type Lease,
   type LockHolderOptions,
 } from './holder';
 export {

@@ -1,158 +1,331 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startDynalite, type LocalDynamo } from '../../dev/dynalite';
-import type { AttemptOutcome, LockError, LockRef } from '../../src/core/model';
+/**
+ * LockHolder against the local stack: the KooDrive emulator reached by the real KooDriveClient, the ledger on
+ * dynalite through DynamoLedger, the secret from the local Secrets Manager endpoint. What KooDrive did is read
+ * from the emulator's own records, never from the client's answers.
+ */
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  applyEnv,
+  LOCAL_SECRET_NAME,
+  LOCAL_USER_ID,
+  startLocalStack,
+  type LocalStack,
+} from '../../dev/stack';
+import { LockLostError, ReleaserError } from '../../src/core/errors';
+import { systemClock, type LockRef } from '../../src/core/model';
+import { KooDriveClient } from '../../src/koodrive/client';
+import type { SettingsSource } from '../../src/koodrive/settings';
+import { parseSecret } from '../../src/config';
 import {
   AcquireAbortedError,
   DynamoLedger,
   KooDriveLockError,
-  LockExistsError,
   LockHolder,
-  LockLostError,
-  type KooDriveLocks,
+  type HeldLock,
+  type LockHolderOptions,
 } from '../../src/ledger';
-import { MINUTE, NOW } from '../helpers/ledger-fakes';
 
-/** KooDrive's lock calls in memory; `fail` makes the next call of an operation fail. */
-class FakeKooDrive implements KooDriveLocks {
-  locks = new Set<string>();
-  calls: string[] = [];
-  fail: Partial<Record<'create' | 'renew' | 'release', LockError>> = {};
-  private next = 0;
-  constructor(private readonly prefix: string) {}
-
-  createLock(userId: string, moduleCode: string) {
-    this.calls.push(`create ${userId} ${moduleCode}`);
-    const error = this.take('create');
-    if (error) return Promise.resolve({ ok: false as const, error });
-    const lockId = `${this.prefix}-${(this.next += 1)}`;
-    this.locks.add(lockId);
-    return Promise.resolve({ ok: true as const, lockId });
-  }
-
-  renewLock(lock: LockRef) {
-    this.calls.push(`renew ${lock.lockId}`);
-    const error = this.take('renew');
-    return Promise.resolve(error ? { ok: false as const, error } : { ok: true as const });
-  }
-
-  releaseLock(lock: LockRef): Promise<AttemptOutcome> {
-    this.calls.push(`release ${lock.lockId}`);
-    const error = this.take('release');
-    if (error) return Promise.resolve({ ok: false, error });
-    return Promise.resolve({
-      ok: true,
-      outcome: this.locks.delete(lock.lockId) ? 'released' : 'alreadyReleased',
-    });
-  }
-
-  private take(operation: keyof FakeKooDrive['fail']): LockError | undefined {
-    const error = this.fail[operation];
-    delete this.fail[operation];
-    return error;
-  }
-}
-
-let dynamo: LocalDynamo;
-let now: number;
+let stack: LocalStack;
 let ledger: DynamoLedger;
-let koodrive: FakeKooDrive;
-let holder: LockHolder;
-let run = 0;
+let koodrive: KooDriveClient;
+let unhandled: unknown[];
+const onUnhandled = (reason: unknown) => unhandled.push(reason);
 
 beforeAll(async () => {
-  dynamo = await startDynalite();
+  stack = await startLocalStack({ ledger: true });
 });
 afterAll(async () => {
-  await dynamo.close();
+  await stack.close();
 });
 beforeEach(() => {
-  now = NOW;
-  run += 1;
-  ledger = new DynamoLedger({ tableName: dynamo.tableName, client: dynamo.client, now: () => now });
-  koodrive = new FakeKooDrive(`t${run}`);
-  holder = new LockHolder({ koodrive, ledger, holder: 'worker-1' });
+  const dynamo = stack.dynamo!;
+  ledger = new DynamoLedger({ tableName: dynamo.tableName, client: dynamo.client });
+  const settings = { settings: parseSecret(JSON.stringify(stack.secret), 'test'), version: 1 };
+  const source: SettingsSource = { current: () => Promise.resolve(settings) };
+  koodrive = new KooDriveClient({ settings: source, timeoutMs: 2000 });
+  unhandled = [];
+  process.on('unhandledRejection', onUnhandled);
+});
+afterEach(() => {
+  process.off('unhandledRejection', onUnhandled);
+  stack.koodrive.reset();
+  expect(unhandled).toEqual([]);
 });
 
-describe('LockHolder', () => {
-  it('acquire creates the KooDrive lock, then a HELD item naming the holder', async () => {
-    const lock = await holder.acquire('user-1', '101');
-    expect(lock).toEqual({ lockId: `t${run}-1`, userId: 'user-1', moduleCode: '101' });
+function makeHolder(options: Partial<LockHolderOptions> = {}): LockHolder {
+  return new LockHolder({ koodrive, ledger, name: 'worker-1', clockSkewSeconds: 1, ...options });
+}
+
+const USER = LOCAL_USER_ID;
+const methods = () => stack.koodrive.requests.map((r) => `${r.method} ${r.status}`);
+
+describe('acquire', () => {
+  it('creates the KooDrive lock, then a HELD item naming the holder and its lease', async () => {
+    const lock = await makeHolder({ leaseSeconds: 60 }).acquire(USER, '101');
+    expect(lock).toEqual({
+      lockId: expect.stringMatching(/@101$/) as string,
+      userId: USER,
+      moduleCode: '101',
+    });
+    expect(stack.koodrive.isHeld(lock.lockId)).toBe(true);
     expect(await ledger.get(lock.lockId)).toMatchObject({
       status: 'HELD',
       holder: 'worker-1',
-      heartbeatAt: NOW,
+      userId: USER,
+      moduleCode: '101',
+      leaseSeconds: 60,
     });
   });
 
-  it('acquire throws KooDriveLockError when KooDrive refuses, and writes nothing', async () => {
-    koodrive.fail.create = { kind: 'retryable', httpStatus: 503, message: 'busy' };
-    const error = await holder.acquire('user-1', '101').catch((e: unknown) => e);
+  it('throws KooDriveLockError when KooDrive refuses, and writes nothing', async () => {
+    stack.koodrive.fault({
+      match: (r) => r.method === 'POST',
+      times: 1,
+      action: { type: 'status', status: 503 },
+    });
+    const error = await makeHolder()
+      .acquire(USER, '101')
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(KooDriveLockError);
-    expect(error).toMatchObject({ operation: 'create', error: { kind: 'retryable' } });
-    expect(ledger.requests).toBe(0);
+    expect(error).toMatchObject({ operation: 'create', error: { kind: 'retryable', httpStatus: 503 } });
+    expect(stack.koodrive.locks()).toEqual([]);
   });
 
-  it('acquire releases the KooDrive lock again when the ledger write fails', async () => {
-    await ledger.recordAcquired({ lockId: `t${run}-1`, userId: 'x', moduleCode: '100' }); // the ID is taken
-    const error = await holder.acquire('user-1', '101').catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(AcquireAbortedError);
-    expect((error as AcquireAbortedError).undone).toBe(true);
-    expect((error as AcquireAbortedError).cause).toBeInstanceOf(LockExistsError);
-    expect(koodrive.calls).toEqual(['create user-1 101', `release t${run}-1`]);
-    expect(koodrive.locks.size).toBe(0);
-  });
-
-  it('heartbeat renews in KooDrive, then moves heartbeatAt', async () => {
-    const lock = await holder.acquire('user-1', '100');
-    now += 5 * MINUTE;
-    await holder.heartbeat(lock);
-    expect(koodrive.calls.at(-1)).toBe(`renew ${lock.lockId}`);
-    expect(await ledger.get(lock.lockId)).toMatchObject({
-      status: 'HELD',
-      heartbeatAt: NOW + 5 * MINUTE,
-      version: 2,
+  it('a second holder of the same user and module is refused while the first holds the lock', async () => {
+    await makeHolder().acquire(USER, '100');
+    await expect(makeHolder({ name: 'worker-2' }).acquire(USER, '100')).rejects.toMatchObject({
+      name: 'KooDriveLockError',
+      operation: 'create',
     });
   });
 
-  it('heartbeat tells the holder to stop when a sweep claimed the lock', async () => {
-    const lock = await holder.acquire('user-1', '100');
-    const item = await ledger.get(lock.lockId);
-    await ledger.claim(item!);
+  describe('a ledger write that fails is undone in KooDrive', () => {
+    const broken = () => new DynamoLedger({ tableName: 'no-such-table', client: stack.dynamo!.client });
+
+    it('undone: true when KooDrive confirms the release', async () => {
+      const error = await makeHolder({ ledger: broken() })
+        .acquire(USER, '100')
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(AcquireAbortedError);
+      const aborted = error as AcquireAbortedError;
+      expect(aborted.undone).toBe(true);
+      expect(aborted.message).toMatch(/could not be recorded in the ledger .*; it was released again/);
+      expect(String((aborted.cause as Error).name)).toBe('ResourceNotFoundException');
+      expect(methods()).toEqual(['POST 200', 'DELETE 200']);
+      const [lock] = stack.koodrive.locks();
+      expect(lock?.lockId).toBe(aborted.lockId);
+      expect(stack.koodrive.isHeld(aborted.lockId)).toBe(false);
+    });
+
+    it('undone: false when the release answers 503; the lock is left to expire', async () => {
+      stack.koodrive.fault({
+        match: (r) => r.method === 'DELETE',
+        action: { type: 'status', status: 503 },
+      });
+      const error = (await makeHolder({ ledger: broken() })
+        .acquire(USER, '100')
+        .catch((e: unknown) => e)) as AcquireAbortedError;
+      expect(error).toBeInstanceOf(AcquireAbortedError);
+      expect(error.undone).toBe(false);
+      expect(error.message).toMatch(/releasing it again failed too .*KooDrive lets it expire/);
+      expect(methods()).toEqual(['POST 200', 'DELETE 503']);
+      expect(stack.koodrive.isHeld(error.lockId)).toBe(true);
+    });
+
+    it('undone: false when the release connection drops', async () => {
+      stack.koodrive.fault({ match: (r) => r.method === 'DELETE', action: { type: 'drop' } });
+      const error = (await makeHolder({ ledger: broken() })
+        .acquire(USER, '100')
+        .catch((e: unknown) => e)) as AcquireAbortedError;
+      expect(error.undone).toBe(false);
+      expect(stack.koodrive.isHeld(error.lockId)).toBe(true);
+    });
+
+    it('undone: false when KooDrive refuses the release credentials', async () => {
+      stack.koodrive.fault({
+        match: (r) => r.method === 'DELETE',
+        action: { type: 'status', status: 401, body: { error_code: 'APIGW.0301', error_msg: 'no' } },
+      });
+      const error = (await makeHolder({ ledger: broken() })
+        .acquire(USER, '100')
+        .catch((e: unknown) => e)) as AcquireAbortedError;
+      expect(error.undone).toBe(false);
+      expect(stack.koodrive.isHeld(error.lockId)).toBe(true);
+    });
+  });
+});
+
+describe('heartbeat (one attempt)', () => {
+  it('writes the ledger, then renews in KooDrive', async () => {
+    const holder = makeHolder({ leaseSeconds: 45 });
+    const lock = await holder.acquire(USER, '100');
+    const before = (await ledger.get(lock.lockId))!;
+    const expiresBefore = stack.koodrive.lock(lock.lockId)!.expiresAt;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await holder.heartbeat(lock);
+    const after = (await ledger.get(lock.lockId))!;
+    expect(after.version).toBe(before.version + 1);
+    expect(after.heartbeatAt).toBeGreaterThan(before.heartbeatAt);
+    expect(after.leaseSeconds).toBe(45);
+    expect(stack.koodrive.lock(lock.lockId)!.expiresAt).toBeGreaterThan(expiresBefore);
+    expect(methods()).toEqual(['POST 200', 'PATCH 200']);
+  });
+
+  it('a lock the ledger no longer holds for this holder throws LockLostError and is not renewed', async () => {
+    const holder = makeHolder();
+    const lock = await holder.acquire(USER, '100');
+    await ledger.record({ ...lock, outcome: 'released', attempts: 1 }); // the release path released it
     const error = await holder.heartbeat(lock).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(LockLostError);
-    expect((error as LockLostError).status).toBe('RELEASING');
-    expect((error as LockLostError).message).toMatch(/stop working under it/);
+    expect((error as LockLostError).status).toBe('RELEASED');
+    expect(methods()).toEqual(['POST 200']);
   });
 
-  it('heartbeat throws KooDriveLockError when KooDrive refuses the renewal, leaving the ledger alone', async () => {
-    const lock = await holder.acquire('user-1', '100');
-    koodrive.fail.renew = { kind: 'permanent', httpStatus: 404, message: 'lock no longer exists' };
-    now += MINUTE;
+  it('another holder’s item is not this holder’s lease', async () => {
+    const lock = await makeHolder({ name: 'worker-1' }).acquire(USER, '100');
+    await expect(makeHolder({ name: 'worker-2' }).heartbeat(lock)).rejects.toBeInstanceOf(LockLostError);
+    expect(methods()).toEqual(['POST 200']);
+  });
+
+  it('KooDrive refusing the renewal throws KooDriveLockError after the ledger write', async () => {
+    const holder = makeHolder();
+    const lock = await holder.acquire(USER, '100');
+    stack.koodrive.fault({
+      match: (r) => r.method === 'PATCH',
+      times: 1,
+      action: { type: 'status', status: 503 },
+    });
     await expect(holder.heartbeat(lock)).rejects.toMatchObject({
       name: 'KooDriveLockError',
       operation: 'renew',
     });
-    expect(await ledger.get(lock.lockId)).toMatchObject({ heartbeatAt: NOW, version: 1 });
+    expect((await ledger.get(lock.lockId))!.version).toBe(2);
   });
+});
 
-  it('release releases in KooDrive, then marks RELEASED', async () => {
-    const lock = await holder.acquire('user-1', '100');
+describe('release (one attempt)', () => {
+  it('releases in KooDrive, then marks RELEASED; again: alreadyReleased', async () => {
+    const holder = makeHolder();
+    const lock = await holder.acquire(USER, '100');
     expect(await holder.release(lock)).toBe('released');
-    expect(await ledger.get(lock.lockId)).toMatchObject({ status: 'RELEASED', releasedAt: NOW });
+    expect(stack.koodrive.isHeld(lock.lockId)).toBe(false);
+    expect(await ledger.get(lock.lockId)).toMatchObject({ status: 'RELEASED' });
     expect(await holder.release(lock)).toBe('alreadyReleased');
   });
 
   it('a failed release is left RELEASE_FAILED for the sweep and thrown', async () => {
-    const lock = await holder.acquire('user-1', '100');
-    koodrive.fail.release = { kind: 'retryable', httpStatus: 503, message: 'busy' };
+    const holder = makeHolder();
+    const lock = await holder.acquire(USER, '100');
+    stack.koodrive.fault({
+      match: (r) => r.method === 'DELETE',
+      times: 1,
+      action: { type: 'status', status: 503 },
+    });
     await expect(holder.release(lock)).rejects.toMatchObject({
       name: 'KooDriveLockError',
       operation: 'release',
     });
-    expect(await ledger.get(lock.lockId)).toMatchObject({
-      status: 'RELEASE_FAILED',
-      releaseAttempts: 1,
-      lastError: 'retryable: busy',
+    expect(await ledger.get(lock.lockId)).toMatchObject({ status: 'RELEASE_FAILED', releaseAttempts: 1 });
+    expect(stack.koodrive.isHeld(lock.lockId)).toBe(true);
+  });
+});
+
+describe('hold, on the real clock with a 5 s lease', () => {
+  // lease 5 s − skew 0 s − margin 0.25 s = 4.75 s safe; heartbeat every 0.5 s.
+  const short = { leaseSeconds: 5, heartbeatSeconds: 0.5, clockSkewSeconds: 0 };
+
+  it('heart-beats while work runs and releases when it returns', async () => {
+    const holder = makeHolder(short);
+    let seen: HeldLock | undefined;
+    const value = await holder.hold(USER, '102', async (lease) => {
+      seen = { lockId: lease.lockId, userId: lease.userId, moduleCode: lease.moduleCode };
+      await new Promise((resolve) => setTimeout(resolve, 1300));
+      lease.assertHeld();
+      return 'backed up';
     });
+    expect(value).toBe('backed up');
+    const requests = methods();
+    expect(requests[0]).toBe('POST 200');
+    expect(requests.at(-1)).toBe('DELETE 200');
+    expect(requests.filter((r) => r === 'PATCH 200').length).toBeGreaterThanOrEqual(2);
+    expect(stack.koodrive.isHeld(seen!.lockId)).toBe(false);
+    expect(await ledger.get(seen!.lockId)).toMatchObject({ status: 'RELEASED', leaseSeconds: 5 });
+  });
+
+  it('a lock released by someone else aborts the signal; no renew or release follows', async () => {
+    const holder = makeHolder(short);
+    let lockId = '';
+    const reason = await holder.hold(USER, '100', async (lease) => {
+      lockId = lease.lockId;
+      await ledger.record({ lockId, userId: USER, outcome: 'released', attempts: 1 });
+      const count = stack.koodrive.requests.length;
+      const aborted = await new Promise<unknown>((resolve) =>
+        lease.signal.addEventListener('abort', () => resolve(lease.signal.reason)),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 1200));
+      expect(stack.koodrive.requests.length).toBe(count);
+      expect(() => lease.assertHeld()).toThrow(LockLostError);
+      return aborted;
+    });
+    expect(reason).toBeInstanceOf(LockLostError);
+    expect((reason as LockLostError).status).toBe('RELEASED');
+    expect(methods().filter((m) => m.startsWith('DELETE'))).toEqual([]);
+  });
+
+  it('a release that fails is left RELEASE_FAILED; hold still answers work’s value', async () => {
+    stack.koodrive.fault({ match: (r) => r.method === 'DELETE', action: { type: 'status', status: 503 } });
+    const reported: Error[] = [];
+    let lockId = '';
+    const value = await makeHolder({ ...short, onReleaseError: (error) => reported.push(error) }).hold(
+      USER,
+      '100',
+      (lease) => {
+        lockId = lease.lockId;
+        return 42;
+      },
+    );
+    expect(value).toBe(42);
+    expect(methods().filter((m) => m.startsWith('DELETE'))).toEqual([
+      'DELETE 503',
+      'DELETE 503',
+      'DELETE 503',
+    ]);
+    expect(await ledger.get(lockId)).toMatchObject({ status: 'RELEASE_FAILED', releaseAttempts: 3 });
+    expect(reported).toHaveLength(1);
+    expect(reported[0]).toBeInstanceOf(ReleaserError);
+  });
+});
+
+describe('built from tableName and secretId, the SDK clients from the environment', () => {
+  it('holds and releases through the secret and the table', async () => {
+    const restore = applyEnv(stack.env);
+    try {
+      const holder = new LockHolder({
+        tableName: stack.dynamo!.tableName,
+        secretId: LOCAL_SECRET_NAME,
+        name: 'worker-17',
+        clock: systemClock,
+      });
+      const lock = await holder.hold(USER, '101', (lease): LockRef => ({
+        lockId: lease.lockId,
+        userId: USER,
+      }));
+      expect(stack.koodrive.isHeld(lock.lockId)).toBe(false);
+      expect(stack.koodrive.requests.every((r) => r.authOk)).toBe(true);
+      expect(await ledger.get(lock.lockId)).toMatchObject({ status: 'RELEASED', holder: 'worker-17' });
+    } finally {
+      restore();
+    }
+  });
+
+  it('settings inline instead of secretId', async () => {
+    const holder = new LockHolder({
+      tableName: stack.dynamo!.tableName,
+      settings: stack.secret,
+      dynamodb: stack.dynamo!.client,
+    });
+    const lockId = await holder.hold(USER, '102', (lease) => lease.lockId);
+    expect(stack.koodrive.lock(lockId)?.releasedAt).toBeDefined();
+    expect(await ledger.get(lockId)).toMatchObject({ status: 'RELEASED' });
   });
 });

@@ -1,0 +1,585 @@
+/**
+ * LockHolder.hold() on a virtual clock: the heartbeat order, the safe time (lost by time, also after a pause
+ * before any timer ran), a lost lease by ledger conflict, bounded calls, retries, the release when work settles,
+ * timers, and the configuration refusal. The ports are small recording fakes written here; the expected times
+ * are worked out by hand from the README's formula (safe time = lease − skew − margin, margin = 5 % of the lease
+ * within 0.25–2 s).
+ */
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { LockLostError } from '../../src/core/errors';
+import type { AcquiredLock, HolderLedger, LedgerItem } from '../../src/core/lease';
+import type { AttemptOutcome, Clock, LockError, LockRef, LockResult, Timer } from '../../src/core/model';
+import {
+  AcquireAbortedError,
+  HolderTimeoutError,
+  KooDriveLockError,
+  LockHolder,
+  type KooDriveLocks,
+  type Lease,
+  type LockHolderOptions,
+} from '../../src/ledger/holder';
+import { ConfigError } from '../../src/core/errors';
+
+const NOW = Date.UTC(2025, 0, 1);
+
+/** A manual clock: time moves only when the test says; `pause` moves it without running any timer. */
+class VirtualClock implements Clock {
+  private mono = 0;
+  private seq = 0;
+  private readonly timers = new Map<number, { at: number; fn: () => void }>();
+
+  now(): number {
+    return NOW + this.mono;
+  }
+  monotonic(): number {
+    return this.mono;
+  }
+  setTimer(ms: number, fn: () => void): Timer {
+    const id = (this.seq += 1);
+    this.timers.set(id, { at: this.mono + Math.max(0, ms), fn });
+    return { cancel: () => void this.timers.delete(id) };
+  }
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.setTimer(ms, resolve));
+  }
+  /** Timers armed and not yet fired or cancelled. */
+  get pending(): number {
+    return this.timers.size;
+  }
+  /** A pause (GC, a frozen container): time passes, nothing runs. */
+  pause(ms: number): void {
+    this.mono += ms;
+  }
+  /** Runs every timer due within `ms`, in time order, letting promises settle after each. */
+  async advance(ms: number): Promise<void> {
+    const end = this.mono + ms;
+    await flush();
+    for (;;) {
+      let next: [number, { at: number; fn: () => void }] | undefined;
+      for (const entry of this.timers) {
+        if (entry[1].at <= end && (next === undefined || entry[1].at < next[1].at)) next = entry;
+      }
+      if (!next) break;
+      this.timers.delete(next[0]);
+      this.mono = Math.max(this.mono, next[1].at);
+      next[1].fn();
+      await flush();
+    }
+    this.mono = end;
+    await flush();
+  }
+}
+
+const flush = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+function deferred<T>() {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+type Step = 'ok' | 'error' | 'hang' | { deferred: Promise<void> };
+
+/** The ledger port in memory, with the port's conditions, logging each call at the monotonic time it starts. */
+class FakeLedger implements HolderLedger {
+  items = new Map<string, LedgerItem>();
+  /** What the next heartbeats do (then 'ok'). */
+  heartbeats: Step[] = [];
+  acquired: Step = 'ok';
+  released: Step = 'ok';
+  recorded: LockResult[] = [];
+  heartbeatArgs: unknown[][] = [];
+
+  constructor(
+    private readonly clock: VirtualClock,
+    private readonly log: string[],
+  ) {}
+
+  async recordAcquired(lock: AcquiredLock): Promise<LedgerItem> {
+    this.log.push(`${this.clock.monotonic()} ledger acquire ${lock.lockId}`);
+    await this.step(this.acquired);
+    const item: LedgerItem = {
+      ...lock,
+      status: 'HELD',
+      acquiredAt: this.clock.now(),
+      heartbeatAt: this.clock.now(),
+      releaseAttempts: 0,
+      version: 1,
+    };
+    this.items.set(lock.lockId, item);
+    return item;
+  }
+
+  async recordHeartbeat(lockId: string, holder: string | undefined, leaseSeconds: number): Promise<number> {
+    this.log.push(`${this.clock.monotonic()} ledger heartbeat ${lockId}`);
+    this.heartbeatArgs.push([lockId, holder, leaseSeconds]);
+    await this.step(this.heartbeats.shift() ?? 'ok');
+    const item = this.items.get(lockId);
+    if (!item || item.status !== 'HELD' || item.holder !== holder) {
+      throw new LockLostError(lockId, item?.status, `its ledger status is ${item?.status ?? 'absent'}`);
+    }
+    item.heartbeatAt = this.clock.now();
+    item.version += 1;
+    return item.heartbeatAt;
+  }
+
+  async recordReleased(lockId: string): Promise<void> {
+    this.log.push(`${this.clock.monotonic()} ledger released ${lockId}`);
+    await this.step(this.released);
+    const item = this.items.get(lockId);
+    if (item) item.status = 'RELEASED';
+  }
+
+  record(result: LockResult): Promise<void> {
+    this.log.push(`${this.clock.monotonic()} ledger record ${result.lockId} ${result.outcome}`);
+    this.recorded.push(result);
+    const item = this.items.get(result.lockId);
+    if (item && result.outcome === 'failed') item.status = 'RELEASE_FAILED';
+    return Promise.resolve();
+  }
+
+  /** A sweep's claim, as the sweep would write it. */
+  claim(lockId: string): void {
+    const item = this.items.get(lockId);
+    if (!item) throw new Error(`no item ${lockId}`);
+    item.status = 'RELEASING';
+  }
+
+  private async step(step: Step): Promise<void> {
+    if (step === 'error') throw new Error('ProvisionedThroughputExceededException');
+    if (step === 'hang') return new Promise(() => {});
+    if (typeof step === 'object') return step.deferred;
+  }
+}
+
+/** KooDrive's lock calls in memory, logged; `renewals`/`releases` script the next answers (then success). */
+class FakeKooDrive implements KooDriveLocks {
+  held = new Set<string>();
+  renewals: (LockError | 'hang')[] = [];
+  releases: LockError[] = [];
+  private next = 0;
+
+  constructor(
+    private readonly clock: VirtualClock,
+    private readonly log: string[],
+  ) {}
+
+  createLock(userId: string, moduleCode: string) {
+    const lockId = `lock-${(this.next += 1)}`;
+    this.log.push(`${this.clock.monotonic()} koodrive create ${userId} ${moduleCode}`);
+    this.held.add(lockId);
+    return Promise.resolve({ ok: true as const, lockId });
+  }
+
+  renewLock(lock: LockRef) {
+    this.log.push(`${this.clock.monotonic()} koodrive renew ${lock.lockId}`);
+    const answer = this.renewals.shift();
+    if (answer === 'hang') return new Promise<never>(() => {});
+    return Promise.resolve(answer ? { ok: false as const, error: answer } : { ok: true as const });
+  }
+
+  releaseLock(lock: LockRef): Promise<AttemptOutcome> {
+    this.log.push(`${this.clock.monotonic()} koodrive release ${lock.lockId}`);
+    const error = this.releases.shift();
+    if (error) return Promise.resolve({ ok: false, error });
+    return Promise.resolve({
+      ok: true,
+      outcome: this.held.delete(lock.lockId) ? 'released' : 'alreadyReleased',
+    });
+  }
+}
+
+const BUSY: LockError = { kind: 'retryable', httpStatus: 503, message: 'busy' };
+
+let clock: VirtualClock;
+let log: string[];
+let ledger: FakeLedger;
+let koodrive: FakeKooDrive;
+let unhandled: unknown[];
+const onUnhandled = (reason: unknown) => unhandled.push(reason);
+
+beforeEach(() => {
+  clock = new VirtualClock();
+  log = [];
+  ledger = new FakeLedger(clock, log);
+  koodrive = new FakeKooDrive(clock, log);
+  unhandled = [];
+  process.on('unhandledRejection', onUnhandled);
+});
+
+afterEach(async () => {
+  await flush();
+  process.off('unhandledRejection', onUnhandled);
+  expect(unhandled).toEqual([]);
+});
+
+function makeHolder(options: Partial<LockHolderOptions> = {}): LockHolder {
+  return new LockHolder({
+    name: 'worker-1',
+    leaseSeconds: 30,
+    heartbeatSeconds: 10,
+    clockSkewSeconds: 2,
+    koodrive,
+    ledger,
+    clock,
+    random: () => 0.5,
+    ...options,
+  });
+}
+
+/** Starts hold() with work that waits for the test; resolves with the lease once work runs. */
+async function start(holder: LockHolder) {
+  const leaseTaken = deferred<Lease>();
+  const finish = deferred<string>();
+  const result = holder.hold('user-1', '100', (lease) => {
+    leaseTaken.resolve(lease);
+    return finish.promise;
+  });
+  result.catch(() => {}); // the tests await it where they expect a rejection
+  return { lease: await leaseTaken.promise, finish, result };
+}
+
+/** The lease is lost: assertHeld throws LockLostError and the signal carries the same error. */
+function expectLost(lease: Lease): LockLostError {
+  let thrown: unknown;
+  try {
+    lease.assertHeld();
+  } catch (error) {
+    thrown = error;
+  }
+  expect(thrown).toBeInstanceOf(LockLostError);
+  expect(lease.signal.aborted).toBe(true);
+  expect(lease.signal.reason).toBe(thrown);
+  return thrown as LockLostError;
+}
+
+// lease 30 s, skew 2 s, margin 5 % of 30 s = 1.5 s: safe time 26.5 s.
+const SAFE_MS = 26_500;
+
+describe('hold: heart-beating', () => {
+  it('writes the ledger, then renews KooDrive, every heartbeatSeconds; releases when work settles', async () => {
+    const { lease, finish, result } = await start(makeHolder());
+    expect(lease).toMatchObject({ lockId: 'lock-1', userId: 'user-1', moduleCode: '100' });
+    await clock.advance(25_000);
+    lease.assertHeld();
+    finish.resolve('done');
+    await expect(result).resolves.toBe('done');
+    expect(log).toEqual([
+      '0 koodrive create user-1 100',
+      '0 ledger acquire lock-1',
+      '10000 ledger heartbeat lock-1',
+      '10000 koodrive renew lock-1',
+      '20000 ledger heartbeat lock-1',
+      '20000 koodrive renew lock-1',
+      '25000 koodrive release lock-1',
+      '25000 ledger released lock-1',
+    ]);
+    expect(ledger.items.get('lock-1')).toMatchObject({ status: 'RELEASED', holder: 'worker-1' });
+    expect(ledger.items.get('lock-1')?.leaseSeconds).toBe(30);
+    expect(ledger.heartbeatArgs).toEqual([
+      ['lock-1', 'worker-1', 30],
+      ['lock-1', 'worker-1', 30],
+    ]);
+    expect(koodrive.held.size).toBe(0);
+  });
+
+  it('keeps the lease for as long as work runs (ten minutes, past KooDrive’s own expiry)', async () => {
+    const { lease, finish, result } = await start(makeHolder());
+    await clock.advance(10 * 60_000 + 5000);
+    lease.assertHeld();
+    expect(lease.signal.aborted).toBe(false);
+    expect(log.filter((line) => line.includes('renew'))).toHaveLength(60);
+    finish.resolve('ok');
+    await result;
+  });
+
+  it('heartbeat defaults to a third of the lease', async () => {
+    const { finish, result } = await start(makeHolder({ leaseSeconds: 30, heartbeatSeconds: undefined }));
+    await clock.advance(21_000);
+    expect(log.filter((line) => line.includes('ledger heartbeat'))).toEqual([
+      '10000 ledger heartbeat lock-1',
+      '20000 ledger heartbeat lock-1',
+    ]);
+    finish.resolve('ok');
+    await result;
+  });
+
+  it('retries a failed ledger heartbeat with a small, growing backoff, then renews', async () => {
+    ledger.heartbeats = ['error', 'error'];
+    const { lease, finish, result } = await start(makeHolder());
+    await clock.advance(10_200);
+    // random() = 0.5: waits of 0.5 × 100 ms, then 0.5 × 200 ms.
+    expect(log.slice(2)).toEqual([
+      '10000 ledger heartbeat lock-1',
+      '10050 ledger heartbeat lock-1',
+      '10150 ledger heartbeat lock-1',
+      '10150 koodrive renew lock-1',
+    ]);
+    // The lease now runs from the start of the successful write.
+    clock.pause(10_150 + SAFE_MS - 1 - clock.monotonic());
+    lease.assertHeld();
+    finish.resolve('ok');
+    await result;
+  });
+
+  it('a failed renew is retried until the next heartbeat, which writes the ledger first again', async () => {
+    koodrive.renewals = Array.from({ length: 200 }, () => BUSY);
+    const { lease, finish, result } = await start(makeHolder());
+    await clock.advance(21_000);
+    const cycle = log.slice(2);
+    expect(cycle[0]).toBe('10000 ledger heartbeat lock-1');
+    expect(cycle[1]).toBe('10000 koodrive renew lock-1');
+    // Between the two ledger writes only renews, all before the next heartbeat was due at 10 s + 10 s.
+    const second = cycle.findIndex((line, i) => i > 0 && line.endsWith('ledger heartbeat lock-1'));
+    const renews = cycle.slice(1, second);
+    expect(renews.length).toBeGreaterThan(5);
+    expect(renews.every((line) => line.endsWith('koodrive renew lock-1'))).toBe(true);
+    expect(renews.every((line) => Number(line.split(' ')[0]) < 20_000)).toBe(true);
+    // The backoff is capped at 0.5 × 2 s, so the next ledger write comes less than a second late.
+    const secondAt = Number(cycle[second]?.split(' ')[0]);
+    expect(secondAt).toBeGreaterThanOrEqual(20_000);
+    expect(secondAt).toBeLessThanOrEqual(21_000);
+    expect(cycle[second + 1]).toBe(`${secondAt} koodrive renew lock-1`);
+    lease.assertHeld();
+    finish.resolve('ok');
+    await result;
+  });
+
+  it('a KooDrive lock never renewed is lost 600 s − margin after its creation, however well the ledger goes', async () => {
+    koodrive.renewals = Array.from({ length: 100_000 }, () => BUSY);
+    // lease 120 s: margin 2 s, KooDrive's lock lasts 600 s from the create.
+    const { lease, finish, result } = await start(
+      makeHolder({ leaseSeconds: 120, heartbeatSeconds: 40, clockSkewSeconds: 10 }),
+    );
+    await clock.advance(597_999);
+    lease.assertHeld();
+    await clock.advance(1);
+    expect(expectLost(lease).message).toMatch(/safe time/);
+    finish.resolve('ok');
+    await result;
+  });
+});
+
+describe('hold: a lost lease', () => {
+  it('a pause past the safe time: assertHeld throws at once, before any timer ran', async () => {
+    const { lease, finish, result } = await start(makeHolder());
+    clock.pause(SAFE_MS - 1);
+    lease.assertHeld();
+    expect(lease.signal.aborted).toBe(false);
+    clock.pause(1);
+    const lost = expectLost(lease);
+    expect(lost.lockId).toBe('lock-1');
+    expect(lost.status).toBeUndefined();
+    expect(lost.message).toContain('26.5 s');
+    // The timers that were due during the pause now run: no heartbeat, no renew after the loss.
+    await clock.advance(60_000);
+    expect(log.slice(2)).toEqual([]);
+    finish.resolve('late');
+    await expect(result).resolves.toBe('late');
+    // Lost by time only: the item is still this holder's, so the holder releases the lock itself.
+    expect(log.slice(2)).toEqual(['86500 koodrive release lock-1', '86500 ledger released lock-1']);
+  });
+
+  it('the signal aborts at the deadline when the ledger keeps failing, and nothing is renewed', async () => {
+    ledger.heartbeats = Array.from({ length: 1000 }, () => 'error' as const);
+    const { lease, finish, result } = await start(makeHolder());
+    let abortedAt: number | undefined;
+    lease.signal.addEventListener('abort', () => (abortedAt = clock.monotonic()));
+    await clock.advance(SAFE_MS - 1);
+    lease.assertHeld();
+    await clock.advance(1);
+    expect(abortedAt).toBe(SAFE_MS);
+    expectLost(lease);
+    await clock.advance(60_000);
+    expect(log.some((line) => line.includes('renew'))).toBe(false);
+    finish.resolve('ok');
+    await result;
+  });
+
+  it('a ledger heartbeat that hangs is given up at the deadline; its late success counts for nothing', async () => {
+    const late = deferred<void>();
+    ledger.heartbeats = [{ deferred: late.promise }];
+    const { lease, finish, result } = await start(makeHolder());
+    await clock.advance(SAFE_MS);
+    expectLost(lease);
+    late.resolve();
+    await clock.advance(30_000);
+    expect(log.slice(2)).toEqual(['10000 ledger heartbeat lock-1']);
+    expectLost(lease);
+    finish.resolve('ok');
+    await result;
+  });
+
+  it('a heartbeat that finds the item claimed by a sweep aborts the signal; the sweep releases the lock', async () => {
+    const { lease, finish, result } = await start(makeHolder());
+    ledger.claim('lock-1');
+    await clock.advance(10_000);
+    const lost = expectLost(lease);
+    expect(lost.status).toBe('RELEASING');
+    await clock.advance(60_000);
+    finish.resolve('ok');
+    await expect(result).resolves.toBe('ok');
+    // No renew after the failed ledger write, and no release of a lock the sweep owns now.
+    expect(log.slice(2)).toEqual(['10000 ledger heartbeat lock-1']);
+    expect(ledger.items.get('lock-1')?.status).toBe('RELEASING');
+  });
+
+  it('KooDrive refusing the renewal (the lock is gone) loses the lease; the holder closes its item', async () => {
+    koodrive.renewals = [
+      { kind: 'permanent', httpStatus: 400, code: '13000309', message: 'lock no longer exists' },
+    ];
+    const { lease, finish, result } = await start(makeHolder());
+    await clock.advance(10_000);
+    expect(expectLost(lease).message).toMatch(/KooDrive refused to renew it: lock no longer exists/);
+    await clock.advance(30_000);
+    finish.resolve('ok');
+    await result;
+    expect(log.slice(2)).toEqual([
+      '10000 ledger heartbeat lock-1',
+      '10000 koodrive renew lock-1',
+      '40000 koodrive release lock-1',
+      '40000 ledger released lock-1',
+    ]);
+  });
+});
+
+describe('hold: when work settles', () => {
+  it('rethrows what work threw (also synchronously), after releasing', async () => {
+    const holder = makeHolder();
+    const boom = new Error('backup failed');
+    await expect(
+      holder.hold('user-1', '100', () => {
+        throw boom;
+      }),
+    ).rejects.toBe(boom);
+    await expect(holder.hold('user-1', '101', () => Promise.reject(boom))).rejects.toBe(boom);
+    expect(log.filter((line) => line.includes('release'))).toEqual([
+      '0 koodrive release lock-1',
+      '0 ledger released lock-1',
+      '0 koodrive release lock-2',
+      '0 ledger released lock-2',
+    ]);
+  });
+
+  it('a failed release is retried, then left RELEASE_FAILED; hold resolves with work’s value and reports it', async () => {
+    koodrive.releases = [BUSY, BUSY, BUSY];
+    const reported: [Error, unknown][] = [];
+    const holder = makeHolder({ onReleaseError: (error, lock) => reported.push([error, lock]) });
+    const result = holder.hold('user-1', '100', () => 'value');
+    await clock.advance(1000);
+    await expect(result).resolves.toBe('value');
+    // Backoff 0.5 × 200 ms, then 0.5 × 400 ms.
+    expect(log.slice(2)).toEqual([
+      '0 koodrive release lock-1',
+      '100 koodrive release lock-1',
+      '300 koodrive release lock-1',
+      '300 ledger record lock-1 failed',
+    ]);
+    expect(ledger.recorded).toEqual([
+      { lockId: 'lock-1', userId: 'user-1', moduleCode: '100', outcome: 'failed', attempts: 3, error: BUSY },
+    ]);
+    expect(reported).toHaveLength(1);
+    expect(reported[0]?.[0]).toBeInstanceOf(KooDriveLockError);
+    expect(reported[0]?.[1]).toEqual({ lockId: 'lock-1', userId: 'user-1', moduleCode: '100' });
+  });
+
+  it('a permanent release failure is not retried; work’s own error still wins', async () => {
+    koodrive.releases = [{ kind: 'auth', httpStatus: 401, message: 'refused' }];
+    const boom = new Error('backup failed');
+    await expect(makeHolder().hold('user-1', '100', () => Promise.reject(boom))).rejects.toBe(boom);
+    expect(log.filter((line) => line.includes('release') || line.includes('record '))).toEqual([
+      '0 koodrive release lock-1',
+      '0 ledger record lock-1 failed',
+    ]);
+  });
+
+  it('a failed RELEASED write is reported, not thrown; a throwing hook changes nothing', async () => {
+    ledger.released = 'error';
+    const hook = vi.fn(() => {
+      throw new Error('hook broke');
+    });
+    await expect(makeHolder({ onReleaseError: hook }).hold('user-1', '100', () => 7)).resolves.toBe(7);
+    expect(hook).toHaveBeenCalledTimes(1);
+    expect(String(hook.mock.calls[0])).toMatch(/was released, but recording it failed/);
+  });
+
+  it('no timer is left once hold returns, even with a heartbeat in flight', async () => {
+    ledger.heartbeats = ['hang'];
+    const { finish, result } = await start(makeHolder());
+    await clock.advance(10_000);
+    expect(log.at(-1)).toBe('10000 ledger heartbeat lock-1');
+    expect(clock.pending).toBeGreaterThan(0);
+    finish.resolve('ok');
+    await result;
+    expect(clock.pending).toBe(0);
+  });
+
+  it('work that settles at once leaves no timer either', async () => {
+    await makeHolder().hold('user-1', '100', () => 'ok');
+    expect(clock.pending).toBe(0);
+  });
+});
+
+describe('acquire', () => {
+  it('a ledger write slower than the safe time is given up and the KooDrive lock released again', async () => {
+    ledger.acquired = 'hang';
+    const result = makeHolder()
+      .acquire('user-1', '100')
+      .catch((e: unknown) => e);
+    await clock.advance(SAFE_MS);
+    const error = await result;
+    expect(error).toBeInstanceOf(AcquireAbortedError);
+    expect((error as AcquireAbortedError).undone).toBe(true);
+    expect((error as AcquireAbortedError).cause).toBeInstanceOf(HolderTimeoutError);
+    expect(log).toEqual([
+      '0 koodrive create user-1 100',
+      '0 ledger acquire lock-1',
+      '26500 koodrive release lock-1',
+    ]);
+  });
+
+  it('hold does not run work when the lock cannot be taken', async () => {
+    ledger.acquired = 'error';
+    const work = vi.fn();
+    await expect(makeHolder().hold('user-1', '100', work)).rejects.toBeInstanceOf(AcquireAbortedError);
+    expect(work).not.toHaveBeenCalled();
+  });
+});
+
+describe('configuration', () => {
+  it('refuses a safe time that cannot cover a heartbeat, naming the numbers', () => {
+    // lease 10 s − skew 1 s − margin 0.5 s = 8.5 s, not longer than a 9 s heartbeat.
+    const build = () => makeHolder({ leaseSeconds: 10, heartbeatSeconds: 9, clockSkewSeconds: 1 });
+    expect(build).toThrow(ConfigError);
+    expect(build).toThrow(/10 s lease leaves a safe time of 8\.5 s .*clock skew 1 s.*margin 0\.5 s.*9 s/);
+    expect(() => makeHolder({ leaseSeconds: 10, heartbeatSeconds: 8, clockSkewSeconds: 1 })).not.toThrow();
+  });
+
+  it('refuses a lease outside 5–600 s', () => {
+    expect(() => makeHolder({ leaseSeconds: 601 })).toThrow(/from 5 to 600, got 601/);
+    expect(() => makeHolder({ leaseSeconds: 4 })).toThrow(/from 5 to 600, got 4/);
+  });
+
+  it('takes the skew allowance from CLOCK_SKEW_SECONDS, else 10', () => {
+    vi.stubEnv('CLOCK_SKEW_SECONDS', '3');
+    expect(makeHolder({ clockSkewSeconds: undefined, leaseSeconds: 60 }).timing.safeMs).toBe(55_000);
+    vi.stubEnv('CLOCK_SKEW_SECONDS', '');
+    expect(makeHolder({ clockSkewSeconds: undefined, leaseSeconds: 60 }).timing.safeMs).toBe(48_000);
+    vi.stubEnv('CLOCK_SKEW_SECONDS', 'soon');
+    expect(() => makeHolder({ clockSkewSeconds: undefined })).toThrow(/CLOCK_SKEW_SECONDS/);
+    vi.unstubAllEnvs();
+  });
+
+  it('needs KooDrive settings and a table unless the ports are given', () => {
+    expect(() => new LockHolder({ ledger })).toThrow(/secretId/);
+    expect(() => new LockHolder({ koodrive })).toThrow(/tableName/);
+    expect(() => new LockHolder({ koodrive, tableName: 't', settings: '{}' })).not.toThrow();
+    expect(() => new LockHolder({ ledger, settings: { endpoint: 'http://example.com' } })).toThrow(
+      /endpoint must be https/,
+    );
+  });
+});
