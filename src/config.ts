@@ -1,11 +1,13 @@
 /**
- * Configuration, validated once: the environment (read when the container first handles an event)
- * and the KooDrive secret (read through the secret cache). Errors name every bad setting, never a value.
+ * The environment, validated once (read when the container first handles an event). The error names every bad
+ * setting and its rule at once, never a value. The KooDrive secret is parsed next to its settings, in
+ * src/koodrive/secret.ts.
  */
 import * as z from 'zod/mini';
 import { ConfigError } from './core/errors';
-import { MAX_ID_LENGTH } from './core/model';
-import { DEFAULT_PROTOCOL, type KooDriveSettings } from './koodrive/settings';
+
+// Transitional: the secret's parsing moved to src/koodrive/secret.ts; importers of it from here keep working.
+export { isAllowedEndpoint, parseSecret } from './koodrive/secret';
 
 export type LogLevel = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'SILENT' | 'CRITICAL' | 'TRACE';
 
@@ -17,6 +19,8 @@ export interface EnvConfig {
   maxAttempts: number;
   timeoutMs: number;
   staleAfterSeconds: number;
+  /** Allowance for clock differences between holders and the sweep (README, "The lease protocol"). */
+  clockSkewSeconds: number;
   secretCacheSeconds: number;
   maxLocksPerInvoke: number;
   logLevel: LogLevel;
@@ -26,121 +30,87 @@ type Env = Record<string, string | undefined>;
 
 const LOG_LEVELS: readonly LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'CRITICAL', 'SILENT'];
 
-/** Reads and checks every setting; throws one ConfigError that lists all the problems found. */
-export function readEnv(env: Env = process.env): EnvConfig {
-  const problems: string[] = [];
-  const int = (name: string, fallback: number, min: number, max: number): number => {
-    const raw = env[name]?.trim();
-    if (raw === undefined || raw === '') return fallback;
-    const value = Number(raw);
-    if (!Number.isInteger(value) || value < min || value > max) {
-      problems.push(`${name} must be a whole number from ${min} to ${max}`);
-      return fallback;
-    }
-    return value;
-  };
-  const secretId = env.KOODRIVE_SECRET_ID?.trim() ?? '';
-  if (secretId === '')
-    problems.push('KOODRIVE_SECRET_ID is required (the Secrets Manager secret name or ARN)');
-  const logLevel = (env.LOG_LEVEL?.trim().toUpperCase() || 'INFO') as LogLevel;
-  if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
-  const config: EnvConfig = {
-    secretId,
-    ledgerTable: env.LOCK_LEDGER_TABLE?.trim() || undefined,
-    concurrency: int('RELEASE_CONCURRENCY', 8, 1, 256),
-    maxAttempts: int('RELEASE_MAX_ATTEMPTS', 4, 1, 20),
-    timeoutMs: int('KOODRIVE_TIMEOUT_MS', 5000, 100, 60_000),
-    staleAfterSeconds: int('STALE_AFTER_SECONDS', 900, 60, 7 * 24 * 3600),
-    secretCacheSeconds: int('SECRET_CACHE_SECONDS', 300, 0, 24 * 3600),
-    maxLocksPerInvoke: int('MAX_LOCKS_PER_INVOKE', 10_000, 1, 100_000),
-    logLevel,
-  };
-  if (problems.length > 0) throw new ConfigError('invalid environment', problems);
-  return config;
-}
-
-const id = z.string().check(z.minLength(1), z.maxLength(MAX_ID_LENGTH), z.regex(/^[\x21-\x7e]+$/));
-const nonEmpty = z.string().check(z.minLength(1), z.regex(/^[\x21-\x7e]+$/));
-
-const SecretSchema = z.object({
-  endpoint: z.string(),
-  appId: z.optional(nonEmpty),
-  appSecret: z.optional(nonEmpty),
-  accessToken: z.optional(nonEmpty),
-  defaultUserId: z.optional(id),
-  extraSignedHeaders: z.optional(z.array(z.string().check(z.regex(/^[a-z0-9-]+$/)))),
-  dateLineInStringToSign: z.optional(z.boolean()),
-  tokenPrefix: z.optional(z.string().check(z.regex(/^[\x20-\x7e]*$/))),
-  alreadyReleasedCodes: z.optional(z.array(z.union([z.string(), z.number()]))),
-});
-
-const LOOPBACK_HOSTS = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
-
-/** True when `url` is https://, or http:// to a loopback address (the local stack, tests). */
-export function isAllowedEndpoint(url: URL): boolean {
-  return url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK_HOSTS.test(url.hostname));
-}
-
 /**
- * Parses the secret's SecretString into client settings. The error lists the fields at fault, never
- * their values, so it can be logged and shown.
+ * One variable: its schema and the one message that describes its rule. Only that message is ever reported,
+ * so no value can reach an error whatever zod would have said.
  */
-export function parseSecret(secretString: string | undefined, secretId: string): KooDriveSettings {
-  const fail = (problems: string[]) => new ConfigError(`secret ${secretId} is not usable`, problems);
-  if (secretString === undefined) throw fail(['it has no SecretString (a JSON object is expected)']);
-  let json: unknown;
-  try {
-    json = JSON.parse(secretString);
-  } catch {
-    throw fail(['SecretString is not JSON']);
-  }
-  const parsed = z.safeParse(SecretSchema, json);
-  if (!parsed.success) {
-    throw fail(
-      parsed.error.issues.map((issue) => {
-        const path = issue.path.join('.') || '(root)';
-        return issue.code === 'invalid_format'
-          ? `${path} has characters that are not allowed`
-          : `${path}: ${issue.message}`;
-      }),
-    );
-  }
-  const secret = parsed.data;
-  const problems: string[] = [];
-  let endpoint = '';
-  try {
-    const url = new URL(secret.endpoint);
-    if (!isAllowedEndpoint(url))
-      problems.push('endpoint must be https:// (http:// only to a loopback address)');
-    if (url.pathname !== '/' || url.search !== '' || url.username !== '') {
-      problems.push('endpoint must be an origin only, like https://host[:port]');
-    }
-    endpoint = url.origin;
-  } catch {
-    problems.push('endpoint is not a URL');
-  }
-  let auth: KooDriveSettings['auth'] | undefined;
-  if (secret.appId !== undefined || secret.appSecret !== undefined) {
-    if (secret.appId === undefined || secret.appSecret === undefined) {
-      problems.push('appId and appSecret go together: one of them is missing');
-    } else {
-      auth = { mode: 'app', appId: secret.appId, appSecret: secret.appSecret };
-    }
-  } else if (secret.accessToken !== undefined) {
-    auth = { mode: 'token', accessToken: secret.accessToken };
-  } else {
-    problems.push('credentials are missing: give appId and appSecret, or accessToken');
-  }
-  if (problems.length > 0 || auth === undefined) throw fail(problems);
+interface Setting<T> {
+  schema: z.ZodMiniType<T, string | undefined>;
+  rule: string;
+}
+
+/** The trimmed value; '' when unset. */
+const text = z.pipe(
+  z.optional(z.string()),
+  z.transform((raw) => raw?.trim() ?? ''),
+);
+
+/** A whole number in [min, max] written in decimal digits; `fallback` when unset or blank. */
+function wholeNumber(name: string, fallback: number, min: number, max: number): Setting<number> {
   return {
-    endpoint,
-    auth,
-    ...(secret.defaultUserId !== undefined ? { defaultUserId: secret.defaultUserId } : {}),
-    protocol: {
-      extraSignedHeaders: secret.extraSignedHeaders ?? DEFAULT_PROTOCOL.extraSignedHeaders,
-      dateLineInStringToSign: secret.dateLineInStringToSign ?? DEFAULT_PROTOCOL.dateLineInStringToSign,
-      tokenPrefix: secret.tokenPrefix ?? DEFAULT_PROTOCOL.tokenPrefix,
-      alreadyReleasedCodes: secret.alreadyReleasedCodes?.map(String) ?? DEFAULT_PROTOCOL.alreadyReleasedCodes,
-    },
+    schema: z.pipe(
+      text,
+      z.pipe(
+        z.transform((value: string) => (value === '' ? fallback : /^\d+$/.test(value) ? Number(value) : NaN)),
+        z.number().check(z.minimum(min), z.maximum(max)),
+      ),
+    ),
+    rule: `${name} must be a whole number from ${min} to ${max}`,
+  };
+}
+
+const SETTINGS = {
+  KOODRIVE_SECRET_ID: {
+    schema: z.pipe(text, z.string().check(z.minLength(1))),
+    rule: 'KOODRIVE_SECRET_ID is required (the Secrets Manager secret name or ARN)',
+  },
+  LOG_LEVEL: {
+    schema: z.pipe(
+      text,
+      z.pipe(
+        z.transform((value: string) => value.toUpperCase() || 'INFO'),
+        z.enum(LOG_LEVELS),
+      ),
+    ),
+    rule: `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`,
+  },
+  RELEASE_CONCURRENCY: wholeNumber('RELEASE_CONCURRENCY', 8, 1, 256),
+  RELEASE_MAX_ATTEMPTS: wholeNumber('RELEASE_MAX_ATTEMPTS', 4, 1, 20),
+  KOODRIVE_TIMEOUT_MS: wholeNumber('KOODRIVE_TIMEOUT_MS', 5000, 100, 60_000),
+  STALE_AFTER_SECONDS: wholeNumber('STALE_AFTER_SECONDS', 900, 60, 7 * 24 * 3600),
+  CLOCK_SKEW_SECONDS: wholeNumber('CLOCK_SKEW_SECONDS', 10, 0, 300),
+  SECRET_CACHE_SECONDS: wholeNumber('SECRET_CACHE_SECONDS', 300, 0, 24 * 3600),
+  MAX_LOCKS_PER_INVOKE: wholeNumber('MAX_LOCKS_PER_INVOKE', 10_000, 1, 100_000),
+} satisfies Record<string, Setting<unknown>>;
+
+const EnvSchema = z.object(
+  Object.fromEntries(Object.entries(SETTINGS).map(([name, setting]) => [name, setting.schema])) as {
+    [K in keyof typeof SETTINGS]: (typeof SETTINGS)[K]['schema'];
+  },
+);
+
+/** Reads and checks every setting; throws one ConfigError that lists all the problems found, in table order. */
+export function readEnv(env: Env = process.env): EnvConfig {
+  const parsed = z.safeParse(EnvSchema, env);
+  if (!parsed.success) {
+    const bad = new Set(parsed.error.issues.map((issue) => issue.path[0]));
+    const problems = Object.entries(SETTINGS)
+      .filter(([name]) => bad.has(name))
+      .map(([, setting]) => setting.rule);
+    throw new ConfigError('invalid environment', problems);
+  }
+  const values = parsed.data;
+  return {
+    secretId: values.KOODRIVE_SECRET_ID,
+    // Any name, or none: only DynamoDB can tell whether the table exists.
+    ledgerTable: env.LOCK_LEDGER_TABLE?.trim() || undefined,
+    concurrency: values.RELEASE_CONCURRENCY,
+    maxAttempts: values.RELEASE_MAX_ATTEMPTS,
+    timeoutMs: values.KOODRIVE_TIMEOUT_MS,
+    staleAfterSeconds: values.STALE_AFTER_SECONDS,
+    clockSkewSeconds: values.CLOCK_SKEW_SECONDS,
+    secretCacheSeconds: values.SECRET_CACHE_SECONDS,
+    maxLocksPerInvoke: values.MAX_LOCKS_PER_INVOKE,
+    logLevel: values.LOG_LEVEL,
   };
 }

@@ -17,7 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, type Dispatcher } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { isAllowedEndpoint, parseSecret } from '../../src/config';
+import { isAllowedEndpoint } from '../../src/koodrive/endpoint';
+import { parseSecret } from '../../src/koodrive/secret';
 import { isLoopbackHost, KooDriveClient, LOCK_PATH } from '../../src/koodrive/client';
 import { DEFAULT_PROTOCOL, type KooDriveSettings } from '../../src/koodrive/settings';
 
