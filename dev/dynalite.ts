@@ -8,7 +8,12 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 
-import { CreateTableCommand, DynamoDBClient, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  type CreateTableCommandInput,
+} from '@aws-sdk/client-dynamodb';
 import { listenOnLoopback } from './loopback';
 
 // Neither package ships types; these are the only parts used.
@@ -91,12 +96,36 @@ export async function startDynalite(options: StartDynaliteOptions = {}): Promise
   };
   const tableName = options.tableName ?? `lock-ledger-${randomUUID().slice(0, 8)}`;
   try {
-    await client.send(new CreateTableCommand(ledgerTableInput(tableName)));
-  } catch (error) {
-    if ((error as { name?: unknown }).name !== 'ResourceInUseException') {
-      await close();
-      throw error;
+    try {
+      await client.send(new CreateTableCommand(ledgerTableInput(tableName)));
+    } catch (error) {
+      if ((error as { name?: unknown }).name !== 'ResourceInUseException') throw error;
     }
+    await waitUntilActive(client, tableName);
+  } catch (error) {
+    await close();
+    throw error;
   }
   return { endpoint, tableName, client, close };
+}
+
+/**
+ * Polls DescribeTable until the table and every index are ACTIVE: CreateTable answers while the table is still
+ * CREATING (dynalite too, even with createTableMs 0: it switches on a timer), and a write before then fails.
+ */
+export async function waitUntilActive(
+  client: DynamoDBClient,
+  tableName: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const giveUpAt = Date.now() + timeoutMs;
+  for (let delayMs = 5; ; delayMs = Math.min(200, delayMs * 2)) {
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
+    const states = [Table?.TableStatus, ...(Table?.GlobalSecondaryIndexes ?? []).map((i) => i.IndexStatus)];
+    if (states.every((state) => state === 'ACTIVE')) return;
+    if (Date.now() > giveUpAt) {
+      throw new Error(`table ${tableName} is not ACTIVE after ${timeoutMs} ms (${states.join(', ')})`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
+  }
 }

@@ -11,7 +11,7 @@ export {
   type LockHolderOptions,
 } from './holder';
 export {
-  BY_STATUS_INDEX,
+  OPEN_LOCKS_INDEX,
   DynamoLedger,
   LedgerConflictError,
   LockExistsError,

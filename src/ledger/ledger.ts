@@ -1,77 +1,175 @@
 /**
  * The lock ledger on DynamoDB (README, "The sweep and the lock ledger"). Every write is one conditional
- * request: holders write HELD and heartbeats, the release path and the sweep write outcomes, the sweep
- * claims with a write conditional on the version it read. Conditional-check failures become domain errors
- * (or, where losing is normal, a plain answer). The sweep queries the byStatus index; nothing scans.
+ * request: holders write HELD and heartbeats, the release path and the sweep write outcomes, the sweep claims
+ * and closes with writes conditional on the version it read. Conditional-check failures become domain errors
+ * (or, where losing is normal, a plain answer).
+ *
+ * The sweep reads the open items through the sparse, keys-only index `openLocks` (partition key sweepShard,
+ * "0" … "15", present exactly while an item is open), then the items themselves with BatchGetItem; nothing
+ * scans. A heartbeat changes neither a key nor a projected attribute, so it writes no index: one write unit.
+ *
+ * Requests go through the low-level client with constant expressions and pre-marshalled constant values: the
+ * outcome write is on the release path's hot loop, and the document client's marshalling cost more CPU than the
+ * rest of the request.
  */
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
-  DynamoDBDocumentClient,
-  GetCommand,
-  PutCommand,
+  BatchGetItemCommand,
+  ConditionalCheckFailedException,
+  DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
   QueryCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
+  UpdateItemCommand,
+  type AttributeValue,
+  type ConsumedCapacity,
+} from '@aws-sdk/client-dynamodb';
 import { LedgerConflictError, LockExistsError, LockLostError, LockNotFoundError } from '../core/errors';
+import {
+  randomSweepShard,
+  SWEEP_SHARDS,
+  type AcquiredLock,
+  type HolderLedger,
+  type LedgerItem,
+  type SweepLedger,
+} from '../core/lease';
+import { systemClock, systemRandom, type LockResult, type OutcomeRecorder, type Random } from '../core/model';
 
 export { LedgerConflictError, LockExistsError, LockLostError, LockNotFoundError } from '../core/errors';
-import type { LockResult, OutcomeRecorder } from '../core/model';
-import type { LedgerItem, LedgerStatus, SweepLedger } from '../core/sweep';
+export type { AcquiredLock, LedgerItem, LedgerStatus } from '../core/lease';
 
-export type { LedgerItem, LedgerStatus } from '../core/sweep';
-
-export const BY_STATUS_INDEX = 'byStatus';
-/** How long a RELEASED item stays before DynamoDB's TTL removes it. */
+export const OPEN_LOCKS_INDEX = 'openLocks';
+/** How long a final item (RELEASED, EXPIRED) stays before DynamoDB's TTL removes it. */
 export const RELEASED_RETENTION_SECONDS = 7 * 24 * 3600;
 export const MAX_LAST_ERROR_LENGTH = 500;
+/** Keys per Query page of the index (DynamoDB also ends a page at 1 MB). */
 export const DEFAULT_PAGE_SIZE = 1000;
+/** BatchGetItem takes at most 100 keys. */
+export const BATCH_GET_SIZE = 100;
+/** Shards read at once by openItems(). */
+export const DEFAULT_READ_CONCURRENCY = 4;
 
 export interface DynamoLedgerOptions {
   tableName: string;
   /** Default: `new DynamoDBClient({})`, configured by the environment (region, AWS_ENDPOINT_URL_DYNAMODB). */
   client?: DynamoDBClient;
-  /** Epoch ms; default Date.now. */
+  /** Epoch ms of the writer's clock. Default: the system clock. */
   now?: () => number;
-  /** Items per Query page (DynamoDB also ends a page at 1 MB). Default 1000. */
+  /** Waits between BatchGetItem retries of unprocessed keys. Default: the system clock. */
+  sleep?: (ms: number) => Promise<void>;
+  /** Chooses a new item's sweepShard and jitters retries. Default Math.random. */
+  random?: Random;
+  /** Keys per Query page of the index. Default 1000. */
   pageSize?: number;
+  /** Index shards read at once by openItems(). Default 4. */
+  readConcurrency?: number;
 }
 
-export interface AcquiredLock {
-  lockId: string;
-  userId: string;
-  moduleCode: string;
-  holder?: string;
-}
+type Values = Record<string, AttributeValue>;
 
-export class DynamoLedger implements SweepLedger, OutcomeRecorder {
+const OPEN_STATUSES: readonly string[] = ['HELD', 'RELEASING', 'RELEASE_FAILED'];
+const S = (value: string): AttributeValue => ({ S: value });
+const N = (value: number): AttributeValue => ({ N: String(value) });
+
+// Constant expressions and names: built once, never per request.
+const STATUS_VERSION = { '#status': 'status', '#version': 'version' };
+const HEARTBEAT = {
+  update: 'SET heartbeatAt = :now, leaseSeconds = :lease, #version = #version + :one',
+  named: '#status = :held AND #holder = :holder AND heartbeatAt < :now',
+  anonymous: '#status = :held AND attribute_not_exists(#holder) AND heartbeatAt < :now',
+  names: { ...STATUS_VERSION, '#holder': 'holder' },
+  values: { ':one': N(1), ':held': S('HELD') },
+};
+const NOT_FINAL = 'NOT (#status IN (:released, :expired))';
+const FINAL_VALUES = { ':released': S('RELEASED'), ':expired': S('EXPIRED') };
+const RELEASED = {
+  update:
+    'SET #status = :released, releasedAt = :now, expiresAt = :expiresAt, #version = #version + :one REMOVE sweepShard',
+  condition: `attribute_exists(lockId) AND ${NOT_FINAL}`,
+  values: { ...FINAL_VALUES, ':one': N(1) },
+};
+/** The release path's outcome: creates the item when absent (then without sweepShard: never indexed). */
+const OUTCOME_SET =
+  'userId = if_not_exists(userId, :userId), acquiredAt = if_not_exists(acquiredAt, :now), ' +
+  'heartbeatAt = if_not_exists(heartbeatAt, :now), ' +
+  'releaseAttempts = if_not_exists(releaseAttempts, :zero) + :attempts, #version = if_not_exists(#version, :zero) + :one';
+const OUTCOME = {
+  released: `SET #status = :released, ${OUTCOME_SET}, releasedAt = :now, expiresAt = :expiresAt REMOVE sweepShard`,
+  failed: `SET #status = :failed, ${OUTCOME_SET}, lastError = :lastError`,
+  condition: `attribute_not_exists(lockId) OR ${NOT_FINAL}`,
+  releasedValues: { ...FINAL_VALUES, ':zero': N(0), ':one': N(1) },
+  failedValues: { ...FINAL_VALUES, ':failed': S('RELEASE_FAILED'), ':zero': N(0), ':one': N(1) },
+};
+/** A failure of a claimed lock: conditional on the claim; restores what the claim overwrote when known. */
+const CLAIMED_FAILURE = {
+  base: 'SET #status = :failed, releaseAttempts = releaseAttempts + :attempts, #version = #version + :one, lastError = :lastError',
+  restore: ', heartbeatAt = :heartbeatAt, leaseSeconds = :lease',
+  restoreNoLease: ', heartbeatAt = :heartbeatAt REMOVE leaseSeconds',
+  condition: '#version = :claimVersion',
+  values: { ':failed': S('RELEASE_FAILED'), ':one': N(1) },
+};
+const CLAIM = {
+  update: 'SET #status = :releasing, heartbeatAt = :now, leaseSeconds = :lease, #version = :next',
+  condition: '#version = :read',
+  values: { ':releasing': S('RELEASING') },
+};
+const CLOSE = {
+  update: 'SET #status = :expired, expiresAt = :expiresAt, #version = :next REMOVE sweepShard',
+  condition: '#version = :read',
+  values: { ':expired': S('EXPIRED') },
+};
+
+/** What a claim overwrote: a failure recorded for that claim restores it. */
+interface ClaimedFrom {
+  version: number;
+  heartbeatAt: number;
+  leaseSeconds: number | undefined;
+}
+/** Claims remembered at most (a claim whose outcome is never recorded is forgotten, oldest first). */
+const MAX_REMEMBERED_CLAIMS = 20_000;
+
+export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder {
   readonly tableName: string;
   /** DynamoDB requests this ledger has sent (SDK retries not counted). */
   requests = 0;
-  private readonly doc: DynamoDBDocumentClient;
+  /** Read capacity units DynamoDB reported consumed (ReturnConsumedCapacity TOTAL). */
+  readUnits = 0;
+  /** Write capacity units DynamoDB reported consumed for the table (index writes are not reported). */
+  writeUnits = 0;
+  private readonly client: DynamoDBClient;
   private readonly now: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly random: Random;
   private readonly pageSize: number;
+  private readonly readConcurrency: number;
+  private readonly table: { TableName: string; ReturnConsumedCapacity: 'TOTAL' };
+  private readonly claimedFrom = new Map<string, ClaimedFrom>();
 
   constructor(options: DynamoLedgerOptions) {
     if (!options.tableName) throw new Error('tableName is required');
     this.tableName = options.tableName;
-    this.doc = DynamoDBDocumentClient.from(options.client ?? new DynamoDBClient({}), {
-      marshallOptions: { removeUndefinedValues: true },
-    });
-    this.now = options.now ?? Date.now;
+    this.client = options.client ?? new DynamoDBClient({});
+    this.now = options.now ?? (() => systemClock.now());
+    this.sleep = options.sleep ?? ((ms) => systemClock.sleep(ms));
+    this.random = options.random ?? systemRandom;
     this.pageSize = Math.max(1, options.pageSize ?? DEFAULT_PAGE_SIZE);
+    this.readConcurrency = Math.max(1, options.readConcurrency ?? DEFAULT_READ_CONCURRENCY);
+    this.table = { TableName: this.tableName, ReturnConsumedCapacity: 'TOTAL' };
   }
 
-  /** The item, read consistently; undefined when absent. */
+  /** The item, read consistently; undefined when absent. For tests and tools. */
   async get(lockId: string): Promise<LedgerItem | undefined> {
     const { Item } = await this.counted(
-      this.doc.send(new GetCommand({ TableName: this.tableName, Key: { lockId }, ConsistentRead: true })),
+      'read',
+      this.client.send(
+        new GetItemCommand({ ...this.table, Key: { lockId: S(lockId) }, ConsistentRead: true }),
+      ),
     );
-    return Item as LedgerItem | undefined;
+    return Item ? fromItem(Item) : undefined;
   }
 
   // ---- holder side ----
 
-  /** A new HELD item; LockExistsError when the lock ID is already there. */
+  /** A new HELD item in the sweep index (a random sweepShard); LockExistsError when the lock ID is there. */
   async recordAcquired(lock: AcquiredLock): Promise<LedgerItem> {
     const now = this.now();
     const item: LedgerItem = {
@@ -82,94 +180,90 @@ export class DynamoLedger implements SweepLedger, OutcomeRecorder {
       ...(lock.holder !== undefined ? { holder: lock.holder } : {}),
       acquiredAt: now,
       heartbeatAt: now,
+      leaseSeconds: lock.leaseSeconds,
       releaseAttempts: 0,
       version: 1,
+      sweepShard: randomSweepShard(this.random),
     };
     try {
       await this.counted(
-        this.doc.send(
-          new PutCommand({
-            TableName: this.tableName,
-            Item: item,
+        'write',
+        this.client.send(
+          new PutItemCommand({
+            ...this.table,
+            Item: toItem(item),
             ConditionExpression: 'attribute_not_exists(lockId)',
           }),
         ),
       );
     } catch (error) {
-      if (isConditionalCheckFailed(error)) throw new LockExistsError(lock.lockId, { cause: error });
+      if (error instanceof ConditionalCheckFailedException) {
+        throw new LockExistsError(lock.lockId, { cause: error });
+      }
       throw error;
     }
     return item;
   }
 
   /**
-   * Moves heartbeatAt to now while the item is HELD (and, when `holder` is given, names no other holder).
-   * Otherwise throws LockLostError: the holder must stop. Resolves with the new heartbeatAt.
+   * Moves heartbeatAt to now and rewrites the lease while the item is HELD by `holder` (by nobody named, for
+   * an anonymous holder); resolves with the heartbeatAt stored. heartbeatAt never moves backwards: when a
+   * later or equal heartbeat already landed, this one changes nothing and succeeds. Otherwise LockLostError.
    */
-  async recordHeartbeat(lockId: string, holder?: string): Promise<number> {
+  async recordHeartbeat(lockId: string, holder: string | undefined, leaseSeconds: number): Promise<number> {
     const now = this.now();
+    const values: Values = { ...HEARTBEAT.values, ':now': N(now), ':lease': N(leaseSeconds) };
+    if (holder !== undefined) values[':holder'] = S(holder);
     try {
       await this.counted(
-        this.doc.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: { lockId },
-            UpdateExpression: 'SET heartbeatAt = :now, #version = #version + :one',
-            ConditionExpression:
-              holder === undefined
-                ? '#status = :held'
-                : '#status = :held AND (attribute_not_exists(#holder) OR #holder = :holder)',
-            ExpressionAttributeNames: {
-              '#status': 'status',
-              '#version': 'version',
-              ...(holder === undefined ? {} : { '#holder': 'holder' }),
-            },
-            ExpressionAttributeValues: {
-              ':now': now,
-              ':one': 1,
-              ':held': 'HELD',
-              ...(holder === undefined ? {} : { ':holder': holder }),
-            },
+        'write',
+        this.client.send(
+          new UpdateItemCommand({
+            ...this.table,
+            Key: { lockId: S(lockId) },
+            UpdateExpression: HEARTBEAT.update,
+            ConditionExpression: holder === undefined ? HEARTBEAT.anonymous : HEARTBEAT.named,
+            ExpressionAttributeNames: HEARTBEAT.names,
+            ExpressionAttributeValues: values,
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           }),
         ),
       );
       return now;
     } catch (error) {
-      if (!isConditionalCheckFailed(error)) throw error;
-      const item = await this.get(lockId);
-      const why = !item
-        ? 'it is not in the ledger'
-        : item.status !== 'HELD'
-          ? `its ledger status is ${item.status}`
-          : `it is held by ${item.holder ?? 'another holder'}, not ${holder ?? 'this holder'}`;
-      throw new LockLostError(lockId, item?.status, why, { cause: error });
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      // DynamoDB returns the item with the failure; dynalite does not, then a consistent read tells why.
+      const item = error.Item ? fromItem(error.Item) : await this.get(lockId);
+      if (item && item.status === 'HELD' && item.holder === holder && item.heartbeatAt >= now) {
+        return item.heartbeatAt;
+      }
+      throw lostError(lockId, holder, item, error);
     }
   }
 
-  /** Marks the holder's own item RELEASED; a no-op when it already is, LockNotFoundError when it is absent. */
+  /** Marks the holder's item RELEASED (final, out of the index); a no-op when already final, LockNotFoundError when absent. */
   async recordReleased(lockId: string): Promise<void> {
     const now = this.now();
     try {
       await this.counted(
-        this.doc.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: { lockId },
-            UpdateExpression:
-              'SET #status = :released, releasedAt = :now, expiresAt = :expiresAt, #version = #version + :one',
-            ConditionExpression: 'attribute_exists(lockId) AND #status <> :released',
-            ExpressionAttributeNames: { '#status': 'status', '#version': 'version' },
+        'write',
+        this.client.send(
+          new UpdateItemCommand({
+            ...this.table,
+            Key: { lockId: S(lockId) },
+            UpdateExpression: RELEASED.update,
+            ConditionExpression: RELEASED.condition,
+            ExpressionAttributeNames: STATUS_VERSION,
             ExpressionAttributeValues: {
-              ':released': 'RELEASED',
-              ':now': now,
-              ':expiresAt': expiresAt(now),
-              ':one': 1,
+              ...RELEASED.values,
+              ':now': N(now),
+              ':expiresAt': N(retainUntil(now)),
             },
           }),
         ),
       );
     } catch (error) {
-      if (!isConditionalCheckFailed(error)) throw error;
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
       if ((await this.get(lockId)) === undefined) throw new LockNotFoundError(lockId, { cause: error });
     }
   }
@@ -177,113 +271,195 @@ export class DynamoLedger implements SweepLedger, OutcomeRecorder {
   // ---- release path (the engine's OutcomeRecorder) ----
 
   /**
-   * One UpdateItem per outcome, creating the item when absent: released / alreadyReleased → RELEASED (kept
-   * 7 days), failed → RELEASE_FAILED with the attempts added and the error. A RELEASED item is final: a
-   * later outcome leaves it as it is. Dry runs and invalid-input failures are not recorded.
+   * One UpdateItem per outcome, no read: released / alreadyReleased → RELEASED (final, kept 7 days, out of the
+   * index), failed → RELEASE_FAILED with the attempts added and the error. Creates the item when absent, without
+   * sweepShard (never indexed); keeps an existing one's. A final item stays as it is. Dry runs and
+   * invalid-input failures are not recorded.
    */
   async record(result: LockResult): Promise<void> {
     if (!isRecordable(result)) return;
     try {
-      await this.writeOutcome(result, undefined);
+      await this.writeOutcome(result);
     } catch (error) {
-      if (!isConditionalCheckFailed(error)) throw error; // else: already RELEASED, which stays
+      if (!(error instanceof ConditionalCheckFailedException)) throw error; // else: already final, which stays
     }
   }
 
   // ---- sweep side ----
 
   /**
-   * Queries byStatus: HELD, then RELEASING, with heartbeatAt < staleBefore, then every RELEASE_FAILED; oldest
-   * heartbeat first, paginated, at most `limit` items. `requests` is the number of Query requests it made.
+   * Every open item: the keys of each of the 16 shards of the openLocks index (Query, paginated,
+   * `readConcurrency` shards at once), then the items (BatchGetItem, 100 keys a request, eventually consistent,
+   * unprocessed keys retried). Yields one page per BatchGetItem; items found final meanwhile are left out.
+   * Stopping the iteration early stops the reads.
    */
-  async findCandidates(query: {
-    staleBefore: number;
-    limit: number;
-  }): Promise<{ items: LedgerItem[]; requests: number }> {
-    const items: LedgerItem[] = [];
-    let requests = 0;
-    const statuses: Array<[LedgerStatus, number | undefined]> = [
-      ['HELD', query.staleBefore],
-      ['RELEASING', query.staleBefore],
-      ['RELEASE_FAILED', undefined],
-    ];
-    for (const [status, before] of statuses) {
-      let startKey: Record<string, unknown> | undefined;
-      do {
-        if (items.length >= query.limit) return { items, requests };
-        requests += 1;
-        const page = await this.counted(
-          this.doc.send(
-            new QueryCommand({
-              TableName: this.tableName,
-              IndexName: BY_STATUS_INDEX,
-              KeyConditionExpression:
-                before === undefined ? '#status = :status' : '#status = :status AND heartbeatAt < :before',
-              ExpressionAttributeNames: { '#status': 'status' },
-              ExpressionAttributeValues: {
-                ':status': status,
-                ...(before === undefined ? {} : { ':before': before }),
-              },
-              Limit: Math.min(this.pageSize, query.limit - items.length),
-              ExclusiveStartKey: startKey,
-            }),
-          ),
-        );
-        items.push(...((page.Items ?? []) as LedgerItem[]));
-        startKey = page.LastEvaluatedKey;
-      } while (startKey);
+  async *openItems(): AsyncIterable<LedgerItem[]> {
+    const pages: LedgerItem[][] = [];
+    let stopped = false;
+    let failure: { error: unknown } | undefined;
+    let wakeConsumer: (() => void) | undefined;
+    let wakeProducers: Array<() => void> = [];
+    const notifyConsumer = (): void => {
+      const wake = wakeConsumer;
+      wakeConsumer = undefined;
+      wake?.();
+    };
+    const notifyProducers = (): void => {
+      const waiting = wakeProducers;
+      wakeProducers = [];
+      for (const wake of waiting) wake();
+    };
+    const maxQueued = 2 * this.readConcurrency;
+    let nextShard = 0;
+    const readShards = async (): Promise<void> => {
+      for (let shard = nextShard++; shard < SWEEP_SHARDS && !stopped; shard = nextShard++) {
+        let startKey: Values | undefined;
+        do {
+          const page = await this.counted(
+            'read',
+            this.client.send(
+              new QueryCommand({
+                ...this.table,
+                IndexName: OPEN_LOCKS_INDEX,
+                KeyConditionExpression: 'sweepShard = :shard',
+                ExpressionAttributeValues: { ':shard': S(String(shard)) },
+                Limit: this.pageSize,
+                ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+              }),
+            ),
+          );
+          startKey = page.LastEvaluatedKey;
+          const keys = (page.Items ?? []).map((key) => ({ lockId: key.lockId as AttributeValue }));
+          for (let i = 0; i < keys.length && !stopped; i += BATCH_GET_SIZE) {
+            const items = await this.batchGet(keys.slice(i, i + BATCH_GET_SIZE));
+            if (items.length > 0) {
+              pages.push(items);
+              notifyConsumer();
+            }
+            while (pages.length >= maxQueued && !stopped) {
+              await new Promise<void>((resolve) => wakeProducers.push(resolve));
+            }
+          }
+        } while (startKey && !stopped);
+      }
+    };
+    let running = Math.min(this.readConcurrency, SWEEP_SHARDS);
+    const readers = Array.from({ length: running }, () =>
+      readShards()
+        .catch((error: unknown) => {
+          failure ??= { error };
+          stopped = true;
+        })
+        .finally(() => {
+          running -= 1;
+          notifyConsumer();
+        }),
+    );
+    try {
+      for (;;) {
+        if (failure) throw failure.error;
+        const page = pages.shift();
+        if (page) {
+          notifyProducers();
+          yield page;
+        } else if (running === 0) {
+          return;
+        } else {
+          await new Promise<void>((resolve) => (wakeConsumer = resolve));
+        }
+      }
+    } finally {
+      stopped = true;
+      notifyProducers();
+      await Promise.all(readers);
     }
-    return { items, requests };
   }
 
   /**
-   * RELEASING with heartbeatAt = now, if the version is still the one read; undefined when the race was
-   * lost (the holder heart-beat, another sweep claimed it, an outcome was recorded).
+   * RELEASING with heartbeatAt = now and the claim's lease, if the version is still the one read; undefined
+   * when the race was lost (the holder heart-beat, another sweep claimed it, an outcome was recorded).
    */
-  async claim(item: LedgerItem): Promise<LedgerItem | undefined> {
+  async claim(read: LedgerItem, leaseSeconds: number): Promise<LedgerItem | undefined> {
     const now = this.now();
     try {
       await this.counted(
-        this.doc.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: { lockId: item.lockId },
-            UpdateExpression: 'SET #status = :releasing, heartbeatAt = :now, #version = :next',
-            ConditionExpression: '#version = :read',
-            ExpressionAttributeNames: { '#status': 'status', '#version': 'version' },
+        'write',
+        this.client.send(
+          new UpdateItemCommand({
+            ...this.table,
+            Key: { lockId: S(read.lockId) },
+            UpdateExpression: CLAIM.update,
+            ConditionExpression: CLAIM.condition,
+            ExpressionAttributeNames: STATUS_VERSION,
             ExpressionAttributeValues: {
-              ':releasing': 'RELEASING',
-              ':now': now,
-              ':next': item.version + 1,
-              ':read': item.version,
+              ...CLAIM.values,
+              ':now': N(now),
+              ':lease': N(leaseSeconds),
+              ':next': N(read.version + 1),
+              ':read': N(read.version),
             },
           }),
         ),
       );
     } catch (error) {
-      if (isConditionalCheckFailed(error)) return undefined;
+      if (error instanceof ConditionalCheckFailedException) return undefined;
       throw error;
     }
-    return { ...item, status: 'RELEASING', heartbeatAt: now, version: item.version + 1 };
+    this.remember(read);
+    return { ...read, status: 'RELEASING', heartbeatAt: now, leaseSeconds, version: read.version + 1 };
   }
 
   /**
-   * Records the outcomes of claimed locks. A failure is written only while the item still carries the
-   * claim's version (else LedgerConflictError: someone else wrote it since). A release is written as
-   * record() writes it, whoever wrote since: KooDrive's answer is the truth, and RELEASED stays final.
+   * Records the outcomes of claimed locks. A release is written as record() writes it, whoever wrote since:
+   * KooDrive's answer is the truth, and a final item stays final. A failure is written only while the item still
+   * carries the claim's version (else LedgerConflictError), and puts back the heartbeatAt and lease the claim
+   * overwrote: the time after which the KooDrive lock has certainly expired does not move with each retry.
    */
   claimRecorder(claimed: readonly LedgerItem[]): OutcomeRecorder {
     const versions = new Map(claimed.map((item) => [item.lockId, item.version]));
+    const before = new Map<string, ClaimedFrom>();
+    for (const item of claimed) {
+      const from = this.forget(item.lockId, item.version);
+      if (from) before.set(item.lockId, from);
+    }
     return {
       record: async (result) => {
         if (result.outcome !== 'failed') return this.record(result);
         if (!isRecordable(result)) return;
         const version = versions.get(result.lockId);
         if (version === undefined) throw new Error(`lock ${result.lockId} was not claimed by this sweep`);
+        const from = before.get(result.lockId);
+        const values: Values = {
+          ...CLAIMED_FAILURE.values,
+          ':attempts': N(result.attempts),
+          ':lastError': S(lastErrorOf(result)),
+          ':claimVersion': N(version),
+        };
+        let update = CLAIMED_FAILURE.base;
+        if (from) {
+          values[':heartbeatAt'] = N(from.heartbeatAt);
+          if (from.leaseSeconds === undefined) update += CLAIMED_FAILURE.restoreNoLease;
+          else {
+            update += CLAIMED_FAILURE.restore;
+            values[':lease'] = N(from.leaseSeconds);
+          }
+        }
         try {
-          await this.writeOutcome(result, version);
+          await this.counted(
+            'write',
+            this.client.send(
+              new UpdateItemCommand({
+                ...this.table,
+                Key: { lockId: S(result.lockId) },
+                UpdateExpression: update,
+                ConditionExpression: CLAIMED_FAILURE.condition,
+                ExpressionAttributeNames: STATUS_VERSION,
+                ExpressionAttributeValues: values,
+              }),
+            ),
+          );
         } catch (error) {
-          if (!isConditionalCheckFailed(error)) throw error;
+          if (!(error instanceof ConditionalCheckFailedException)) throw error;
           throw new LedgerConflictError(
             result.lockId,
             `lock ${result.lockId} changed since this sweep claimed it; its failure was not recorded`,
@@ -294,59 +470,186 @@ export class DynamoLedger implements SweepLedger, OutcomeRecorder {
     };
   }
 
-  /** The outcome as one UpdateItem: creates the item when absent, unless `claimVersion` demands that version. */
-  private async writeOutcome(result: LockResult, claimVersion: number | undefined): Promise<void> {
+  /** EXPIRED (final, out of the index, kept 7 days) if the version is still the one read; false when it changed. */
+  async closeExpired(read: LedgerItem): Promise<boolean> {
+    const now = this.now();
+    try {
+      await this.counted(
+        'write',
+        this.client.send(
+          new UpdateItemCommand({
+            ...this.table,
+            Key: { lockId: S(read.lockId) },
+            UpdateExpression: CLOSE.update,
+            ConditionExpression: CLOSE.condition,
+            ExpressionAttributeNames: STATUS_VERSION,
+            ExpressionAttributeValues: {
+              ...CLOSE.values,
+              ':expiresAt': N(retainUntil(now)),
+              ':next': N(read.version + 1),
+              ':read': N(read.version),
+            },
+          }),
+        ),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  // ---- internals ----
+
+  private async writeOutcome(result: LockResult): Promise<void> {
     const now = this.now();
     const released = result.outcome === 'released' || result.outcome === 'alreadyReleased';
-    const set = [
-      '#status = :status',
-      'userId = if_not_exists(userId, :userId)',
-      'acquiredAt = if_not_exists(acquiredAt, :now)',
-      'heartbeatAt = if_not_exists(heartbeatAt, :now)',
-      'releaseAttempts = if_not_exists(releaseAttempts, :zero) + :attempts',
-      '#version = if_not_exists(#version, :zero) + :one',
-    ];
-    const values: Record<string, unknown> = {
-      ':status': released ? 'RELEASED' : 'RELEASE_FAILED',
-      ':userId': result.userId,
-      ':now': now,
-      ':zero': 0,
-      ':one': 1,
-      ':attempts': result.attempts,
-    };
-    if (released) {
-      set.push('releasedAt = :now', 'expiresAt = :expiresAt');
-      values[':expiresAt'] = expiresAt(now);
-    } else {
-      set.push('lastError = :lastError');
-      values[':lastError'] = lastError(result);
-    }
-    let condition: string;
-    if (claimVersion === undefined) {
-      condition = 'attribute_not_exists(lockId) OR #status <> :released';
-      values[':released'] = 'RELEASED';
-    } else {
-      condition = '#version = :claimVersion';
-      values[':claimVersion'] = claimVersion;
-    }
+    const values: Values = released
+      ? { ...OUTCOME.releasedValues, ':expiresAt': N(retainUntil(now)) }
+      : { ...OUTCOME.failedValues, ':lastError': S(lastErrorOf(result)) };
+    values[':userId'] = S(result.userId);
+    values[':now'] = N(now);
+    values[':attempts'] = N(result.attempts);
     await this.counted(
-      this.doc.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { lockId: result.lockId },
-          UpdateExpression: `SET ${set.join(', ')}`,
-          ConditionExpression: condition,
-          ExpressionAttributeNames: { '#status': 'status', '#version': 'version' },
+      'write',
+      this.client.send(
+        new UpdateItemCommand({
+          ...this.table,
+          Key: { lockId: S(result.lockId) },
+          UpdateExpression: released ? OUTCOME.released : OUTCOME.failed,
+          ConditionExpression: OUTCOME.condition,
+          ExpressionAttributeNames: STATUS_VERSION,
           ExpressionAttributeValues: values,
         }),
       ),
     );
   }
 
-  private counted<T>(request: Promise<T>): Promise<T> {
-    this.requests += 1;
-    return request;
+  /** BatchGetItem of up to 100 keys, retrying unprocessed keys with backoff; the open items found. */
+  private async batchGet(keys: Values[]): Promise<LedgerItem[]> {
+    const found: LedgerItem[] = [];
+    let pending = keys;
+    for (let retry = 0; pending.length > 0; retry += 1) {
+      if (retry > 0) {
+        if (retry > 10) throw new Error(`BatchGetItem left ${pending.length} keys unprocessed 10 times`);
+        await this.sleep(Math.floor(this.random() * Math.min(2000, 25 * 2 ** retry)));
+      }
+      const answer = await this.counted(
+        'read',
+        this.client.send(
+          new BatchGetItemCommand({
+            RequestItems: { [this.tableName]: { Keys: pending } },
+            ReturnConsumedCapacity: 'TOTAL',
+          }),
+        ),
+      );
+      for (const item of answer.Responses?.[this.tableName] ?? []) {
+        const decoded = fromItem(item);
+        if (OPEN_STATUSES.includes(decoded.status)) found.push(decoded);
+      }
+      pending = answer.UnprocessedKeys?.[this.tableName]?.Keys ?? [];
+    }
+    return found;
   }
+
+  private remember(read: LedgerItem): void {
+    if (this.claimedFrom.size >= MAX_REMEMBERED_CLAIMS) {
+      const oldest = this.claimedFrom.keys().next();
+      if (!oldest.done) this.claimedFrom.delete(oldest.value);
+    }
+    this.claimedFrom.set(read.lockId, {
+      version: read.version + 1,
+      heartbeatAt: read.heartbeatAt,
+      leaseSeconds: read.leaseSeconds,
+    });
+  }
+
+  private forget(lockId: string, version: number): ClaimedFrom | undefined {
+    const from = this.claimedFrom.get(lockId);
+    if (from?.version !== version) return undefined;
+    this.claimedFrom.delete(lockId);
+    return from;
+  }
+
+  /** Counts one request and the capacity DynamoDB reports for it (a failed conditional write costs 1 WU). */
+  private async counted<T extends { ConsumedCapacity?: ConsumedCapacity | ConsumedCapacity[] }>(
+    kind: 'read' | 'write',
+    request: Promise<T>,
+  ): Promise<T> {
+    this.requests += 1;
+    try {
+      const answer = await request;
+      this.count(answer.ConsumedCapacity, kind);
+      return answer;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) this.writeUnits += 1;
+      throw error;
+    }
+  }
+
+  private count(consumed: ConsumedCapacity | ConsumedCapacity[] | undefined, kind: 'read' | 'write'): void {
+    for (const entry of Array.isArray(consumed) ? consumed : consumed ? [consumed] : []) {
+      if (kind === 'read') this.readUnits += entry.CapacityUnits ?? 0;
+      else this.writeUnits += entry.CapacityUnits ?? 0;
+    }
+  }
+}
+
+/** The ledger item as DynamoDB attribute values; absent optional fields are left out. */
+export function toItem(item: LedgerItem): Values {
+  const out: Values = {};
+  for (const [key, value] of Object.entries(item) as Array<[string, unknown]>) {
+    if (typeof value === 'string') out[key] = S(value);
+    else if (typeof value === 'number') out[key] = N(value);
+  }
+  return out;
+}
+
+const NUMBER_FIELDS = [
+  'acquiredAt',
+  'heartbeatAt',
+  'leaseSeconds',
+  'releasedAt',
+  'releaseAttempts',
+  'version',
+  'expiresAt',
+] as const;
+const STRING_FIELDS = [
+  'lockId',
+  'userId',
+  'moduleCode',
+  'status',
+  'holder',
+  'lastError',
+  'sweepShard',
+] as const;
+
+/** A stored item as a LedgerItem: the schema's attributes only (a worker may store more). */
+export function fromItem(stored: Values): LedgerItem {
+  const item: Record<string, string | number> = {};
+  for (const field of STRING_FIELDS) {
+    const value = stored[field]?.S;
+    if (value !== undefined) item[field] = value;
+  }
+  for (const field of NUMBER_FIELDS) {
+    const value = stored[field]?.N;
+    if (value !== undefined) item[field] = Number(value);
+  }
+  return item as unknown as LedgerItem;
+}
+
+function lostError(
+  lockId: string,
+  holder: string | undefined,
+  item: LedgerItem | undefined,
+  cause: unknown,
+): LockLostError {
+  const why = !item
+    ? 'it is not in the ledger'
+    : item.status !== 'HELD'
+      ? `its ledger status is ${item.status}`
+      : `it is held by ${item.holder ?? 'an anonymous holder'}, not ${holder ?? 'an anonymous holder'}`;
+  return new LockLostError(lockId, item?.status, why, { cause });
 }
 
 function isRecordable(result: LockResult): boolean {
@@ -354,15 +657,12 @@ function isRecordable(result: LockResult): boolean {
   return result.outcome !== 'failed' || result.error?.kind !== 'invalid-input';
 }
 
-function expiresAt(nowMs: number): number {
+function retainUntil(nowMs: number): number {
   return Math.floor(nowMs / 1000) + RELEASED_RETENTION_SECONDS;
 }
 
-function lastError(result: LockResult): string {
+/** The error as stored in lastError: "<kind>: <message>", at most 500 characters. */
+export function lastErrorOf(result: LockResult): string {
   const text = `${result.error?.kind ?? 'unknown'}: ${result.error?.message ?? 'no message'}`;
   return text.length > MAX_LAST_ERROR_LENGTH ? `${text.slice(0, MAX_LAST_ERROR_LENGTH - 1)}…` : text;
-}
-
-function isConditionalCheckFailed(error: unknown): boolean {
-  return error instanceof Error && error.name === 'ConditionalCheckFailedException';
 }

@@ -1,39 +1,50 @@
-/** Ledger test helpers: item factories, fast seeding of dynalite, and an in-memory SweepLedger. */
+/**
+ * Ledger test helpers: item factories, fast seeding of dynalite, the in-memory ledger (dev/memory-ledger.ts, which
+ * passes DynamoLedger's contract tests) and a wrapper that lets a test act between the sweep's steps.
+ */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BatchWriteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { MemoryLedger, shardOf } from '../../dev/memory-ledger';
+import type { LedgerItem, LedgerStatus, SweepLedger } from '../../src/core/lease';
 import type { LockResult, OutcomeRecorder } from '../../src/core/model';
-import type { LedgerItem, SweepLedger } from '../../src/core/sweep';
+
+export { MemoryLedger } from '../../dev/memory-ledger';
 
 /** 2025-01-01T00:00:00Z: the fixed "now" of ledger tests. */
 export const NOW = Date.UTC(2025, 0, 1);
+export const SECOND = 1000;
 export const MINUTE = 60_000;
 
-export function ledgerItem(overrides: Partial<LedgerItem> & { lockId: string }): LedgerItem {
-  return {
-    userId: 'user-1',
-    moduleCode: '100',
-    status: 'HELD',
-    acquiredAt: NOW - 60 * MINUTE,
-    heartbeatAt: NOW - MINUTE,
-    releaseAttempts: 0,
-    version: 1,
-    ...overrides,
-  };
-}
+const OPEN: readonly LedgerStatus[] = ['HELD', 'RELEASING', 'RELEASE_FAILED'];
 
 /**
- * `count` items named `${prefix}-${i}`, built by `make`, their heartbeatAt `i` ms apart. (dynalite tells items
- * with equal index keys apart by a 24-bit hash of the lock ID: thousands of items with the same status and
- * heartbeatAt collide and silently drop out of the byStatus index. DynamoDB itself has no such limit.)
+ * A ledger item as a holder would have written it: HELD with a 120 s lease, heart-beat a minute ago, and (while
+ * open) a sweepShard. An override set to undefined removes that attribute.
  */
-export function manyItems(count: number, prefix: string, make: (lockId: string) => LedgerItem): LedgerItem[] {
-  return Array.from({ length: count }, (_, i) => {
-    const item = make(`${prefix}-${String(i).padStart(5, '0')}`);
-    return { ...item, heartbeatAt: item.heartbeatAt - i };
-  });
+export function ledgerItem(overrides: Partial<LedgerItem> & { lockId: string }): LedgerItem {
+  const status = overrides.status ?? 'HELD';
+  const item: Record<string, unknown> = {
+    userId: 'user-1',
+    moduleCode: '100',
+    status,
+    acquiredAt: NOW - 60 * MINUTE,
+    heartbeatAt: NOW - MINUTE,
+    leaseSeconds: 120,
+    releaseAttempts: 0,
+    version: 1,
+    ...(OPEN.includes(status) ? { sweepShard: shardOf(overrides.lockId) } : {}),
+    ...overrides,
+  };
+  for (const key of Object.keys(item)) if (item[key] === undefined) delete item[key];
+  return item as unknown as LedgerItem;
 }
 
-/** Writes items with BatchWriteItem, 25 per request, 8 requests at a time. */
+/** `count` items named `${prefix}-${i}` (i zero-padded), built by `make`. */
+export function manyItems(count: number, prefix: string, make: (lockId: string) => LedgerItem): LedgerItem[] {
+  return Array.from({ length: count }, (_, i) => make(`${prefix}-${String(i).padStart(5, '0')}`));
+}
+
+/** Writes items as they are with BatchWriteItem, 25 per request, 8 requests at a time. */
 export async function seedItems(
   client: DynamoDBClient,
   tableName: string,
@@ -52,79 +63,75 @@ export async function seedItems(
   for (let i = 0; i < batches.length; i += 8) await Promise.all(batches.slice(i, i + 8).map(writeBatch));
 }
 
+/** The stored item through the SDK's document client: a read independent of DynamoLedger's own codec. */
+export async function rawItem(
+  client: DynamoDBClient,
+  tableName: string,
+  lockId: string,
+): Promise<LedgerItem | undefined> {
+  const doc = DynamoDBDocumentClient.from(client);
+  const { Item } = await doc.send(
+    new GetCommand({ TableName: tableName, Key: { lockId }, ConsistentRead: true }),
+  );
+  return Item as LedgerItem | undefined;
+}
+
+/** A MemoryLedger holding `items`, on the clock `now`. */
+export function memoryLedger(items: readonly LedgerItem[], now: () => number): MemoryLedger {
+  const ledger = new MemoryLedger({ now });
+  for (const item of items) ledger.put(item);
+  return ledger;
+}
+
 /**
- * A SweepLedger in memory with the DynamoDB ledger's semantics: candidates by status and heartbeat, claims
- * conditional on the version, outcomes recorded. Hooks let a test change items between the steps.
+ * A SweepLedger that forwards to `inner` and records what the sweep did, with hooks to act between its steps
+ * (a holder heart-beating after the read, a claim that throws…).
  */
-export class MemorySweepLedger implements SweepLedger {
-  items = new Map<string, LedgerItem>();
+export class ScriptedSweepLedger implements SweepLedger {
   claims: string[] = [];
+  closes: string[] = [];
   recorded: LockResult[] = [];
-  /** Runs after findCandidates answered, before any claim (a holder heart-beating, another sweep…). */
-  afterFind?: () => void;
-  /** When set, claim() rejects with this for that lock. */
-  claimError?: (lockId: string) => Error | undefined;
+  pagesRead = 0;
+  /** Runs after each page was read, before the sweep sees it. */
+  afterPage?: (page: LedgerItem[]) => Promise<void> | void;
+  /** Runs before each claim; when it returns an error, claim() rejects with it. */
+  beforeClaim?: (item: LedgerItem) => Promise<Error | undefined> | Error | undefined;
+  /** Runs before each close; when it returns an error, closeExpired() rejects with it. */
+  beforeClose?: (item: LedgerItem) => Promise<Error | undefined> | Error | undefined;
 
-  constructor(
-    items: readonly LedgerItem[],
-    private readonly now: () => number,
-  ) {
-    for (const item of items) this.items.set(item.lockId, structuredClone(item));
+  constructor(readonly inner: SweepLedger) {}
+
+  async *openItems(): AsyncIterable<LedgerItem[]> {
+    for await (const page of this.inner.openItems()) {
+      this.pagesRead += 1;
+      await this.afterPage?.(page);
+      yield page;
+    }
   }
 
-  findCandidates(query: {
-    staleBefore: number;
-    limit: number;
-  }): Promise<{ items: LedgerItem[]; requests: number }> {
-    const all = [...this.items.values()].sort((a, b) => a.heartbeatAt - b.heartbeatAt);
-    const found = [
-      ...all.filter((i) => i.status === 'HELD' && i.heartbeatAt < query.staleBefore),
-      ...all.filter((i) => i.status === 'RELEASING' && i.heartbeatAt < query.staleBefore),
-      ...all.filter((i) => i.status === 'RELEASE_FAILED'),
-    ]
-      .slice(0, query.limit)
-      .map((i) => structuredClone(i));
-    this.afterFind?.();
-    return Promise.resolve({ items: found, requests: 3 });
-  }
-
-  claim(item: LedgerItem): Promise<LedgerItem | undefined> {
-    const error = this.claimError?.(item.lockId);
-    if (error) return Promise.reject(error);
-    const current = this.items.get(item.lockId);
-    if (!current || current.version !== item.version) return Promise.resolve(undefined);
-    const claimed: LedgerItem = {
-      ...current,
-      status: 'RELEASING',
-      heartbeatAt: this.now(),
-      version: current.version + 1,
-    };
-    this.items.set(item.lockId, claimed);
-    this.claims.push(item.lockId);
-    return Promise.resolve(structuredClone(claimed));
+  async claim(item: LedgerItem, leaseSeconds: number): Promise<LedgerItem | undefined> {
+    const error = await this.beforeClaim?.(item);
+    if (error) throw error;
+    const claimed = await this.inner.claim(item, leaseSeconds);
+    if (claimed) this.claims.push(item.lockId);
+    return claimed;
   }
 
   claimRecorder(claimed: readonly LedgerItem[]): OutcomeRecorder {
-    const ids = new Set(claimed.map((c) => c.lockId));
+    const recorder = this.inner.claimRecorder(claimed);
     return {
-      record: (result) => {
-        if (!ids.has(result.lockId)) return Promise.reject(new Error(`${result.lockId} was not claimed`));
+      record: async (result) => {
         this.recorded.push(result);
-        const current = this.items.get(result.lockId);
-        if (current) {
-          const released = result.outcome === 'released' || result.outcome === 'alreadyReleased';
-          current.status = released ? 'RELEASED' : 'RELEASE_FAILED';
-          current.releaseAttempts += result.attempts;
-          current.version += 1;
-        }
-        return Promise.resolve();
+        await recorder.record(result);
       },
     };
   }
 
-  /** A holder heart-beat: the version moves on. */
-  heartbeat(lockId: string): void {
-    const item = this.items.get(lockId);
-    if (item) Object.assign(item, { heartbeatAt: this.now(), version: item.version + 1 });
+  async closeExpired(item: LedgerItem): Promise<boolean> {
+    const error = await this.beforeClose?.(item);
+    if (error) throw error;
+    const closed = await this.inner.closeExpired(item);
+    if (closed) this.closes.push(item.lockId);
+    return closed;
   }
 }
