@@ -56,6 +56,8 @@ function buildApp(env: EnvConfig): App {
     client: new SecretsManagerClient({}),
     secretId: env.secretId,
     ttlMs: env.secretCacheSeconds * 1000,
+    onError: (error) =>
+      logger.error('secret not re-read: the settings in use stay until the next try', error),
   });
   const koodrive = new KooDriveClient({ settings, timeoutMs: env.timeoutMs, connections: env.concurrency });
   const options = engineOptions(env);
