@@ -10,7 +10,8 @@ import { DEFAULT_ENGINE_OPTIONS, type EngineDeps, type EngineOptions } from './c
 import { ConfigError } from './core/errors';
 import { systemClock, type LockGateway, type ReleaseReport } from './core/model';
 import { handleReleaseEvent, isSqsEvent } from './core/release';
-import { DEFAULT_SWEEP_LIMIT, parseSweepEvent, sweep, type SweepReport } from './core/sweep';
+import { sweep, type SweepReport } from './core/sweep';
+import { DEFAULT_SWEEP_LIMIT, parseSweepEvent } from './core/sweep-event';
 import { KooDriveClient } from './koodrive/client';
 import { SecretSettingsSource } from './koodrive/secret-source';
 import { DynamoLedger } from './ledger/ledger';
