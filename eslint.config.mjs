@@ -12,6 +12,7 @@ export default tseslint.config(
       '.local',
       'reports',
       '.stryker-tmp',
+      'dist',
     ],
   },
   js.configs.recommended,
