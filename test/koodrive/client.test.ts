@@ -5,6 +5,12 @@ import { setImmediate } from 'node:timers/promises';
 import { Agent } from 'undici';
 import type { Dispatcher } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
+import {
+  startKooDriveEmulator,
+  verifyAppSignature,
+  type EmulatorOptions,
+  type KooDriveEmulator,
+} from '../../dev/koodrive-emulator';
 import type { AttemptOutcome } from '../../src/core/model';
 import {
   classifyAnswer,
@@ -21,7 +27,6 @@ import type {
   ProtocolOptions,
   SettingsSource,
 } from '../../src/koodrive/settings';
-import { signRequest } from '../../src/koodrive/signer';
 
 const APP_ID = 'test-app-id';
 const APP_SECRET = 'test-app-secret-5f0c2a9e';
@@ -141,22 +146,44 @@ async function releaseAgainst(handler: Handler): Promise<{ outcome: AttemptOutco
   return { outcome: await client.releaseLock(LOCK), server };
 }
 
-/** Recomputes the signature of a received request with the signer, as the server would. */
+/**
+ * Checks the signature of a received request with the emulator's verifier (written from the public docs alone,
+ * pinned by the known-answer vectors in test/dev/koodrive-emulator.test.ts), never with the production signer.
+ * Returns the signed header names.
+ */
 function expectValidSignature(req: Received, dateLineInStringToSign = false): string[] {
-  const match = /^HMAC-SHA256 AppId=([^,]+),SignedHeaders=([^,]+),Signature=([0-9a-f]{64})$/.exec(
-    String(req.headers.authorization),
+  const authorization = String(req.headers.authorization);
+  const q = req.url.indexOf('?');
+  const headers = Object.fromEntries(
+    Object.entries(req.headers).map(([name, value]) => [
+      name,
+      Array.isArray(value) ? value.join(', ') : value,
+    ]),
   );
-  expect(match).not.toBeNull();
-  const [, appId, signedList = '', signature] = match ?? [];
-  expect(appId).toBe(APP_ID);
-  const signedNames = signedList.split(';');
-  const headers = Object.fromEntries(signedNames.map((name) => [name, String(req.headers[name])]));
-  const expected = signRequest(
-    { method: req.method, path: decodeURI(req.url), headers, signedHeaders: signedNames, body: req.body },
-    { appId: APP_ID, appSecret: APP_SECRET, dateLineInStringToSign },
+  const verdict = verifyAppSignature(
+    authorization,
+    {
+      method: req.method,
+      path: q < 0 ? req.url : req.url.slice(0, q),
+      query: q < 0 ? '' : req.url.slice(q + 1),
+      headers,
+      body: req.body,
+    },
+    { apps: { [APP_ID]: APP_SECRET }, dateLineInStringToSign },
   );
-  expect(signature).toBe(expected.signature);
-  return signedNames;
+  expect(verdict).toEqual({ ok: true, appId: APP_ID });
+  // The same request with another key must not verify: the check looks at the signature at all.
+  expect(
+    verifyAppSignature(
+      authorization,
+      { method: req.method, path: req.url, headers, body: req.body },
+      {
+        apps: { [APP_ID]: `${APP_SECRET}-other` },
+        dateLineInStringToSign,
+      },
+    ),
+  ).toEqual({ ok: false, reason: 'signature mismatch' });
+  return /SignedHeaders=([^,]+)/.exec(authorization)?.[1]?.split(';') ?? [];
 }
 
 function parseXDate(value: unknown): number {
@@ -625,5 +652,163 @@ describe('parseRetryAfter', () => {
     expect(parseRetryAfter('', now)).toBeUndefined();
     expect(parseRetryAfter('soon', now)).toBeUndefined();
     expect(parseRetryAfter('-5', now)).toBeUndefined();
+  });
+});
+
+describe('signatures the emulator verifies (real HTTP on 127.0.0.1)', () => {
+  async function emulator(options: EmulatorOptions = {}): Promise<KooDriveEmulator> {
+    const started = await startKooDriveEmulator({
+      apps: { [APP_ID]: APP_SECRET },
+      tokens: [ACCESS_TOKEN],
+      ...options,
+    });
+    cleanups.push(() => started.close());
+    return started;
+  }
+
+  it('create, renew and release are each signed as the emulator expects, and take effect', async () => {
+    const kd = await emulator();
+    const { client } = clientFor(kd.url);
+    const created = await client.createLock(LOCK.userId, '101');
+    if (!created.ok) throw new Error(`create failed: ${created.error.message}`);
+    const lock = { lockId: created.lockId, userId: LOCK.userId };
+    expect(kd.isHeld(lock.lockId)).toBe(true);
+    expect(await client.renewLock(lock)).toEqual({ ok: true });
+    expect(await client.releaseLock(lock)).toEqual({ ok: true, outcome: 'released' });
+    expect(kd.isHeld(lock.lockId)).toBe(false);
+    expect(kd.requests.map((r) => [r.method, r.status, r.authOk])).toEqual([
+      ['POST', 200, true],
+      ['PATCH', 200, true],
+      ['DELETE', 200, true],
+    ]);
+  });
+
+  it('with the extra signed header and the date line, when the emulator requires them', async () => {
+    const kd = await emulator({
+      dateLineInStringToSign: true,
+      requiredSignedHeaders: ['host', 'x-backup-lock-id', 'x-date', 'x-user-id'],
+    });
+    const lockId = kd.seedLock(LOCK.userId);
+    const { client } = clientFor(kd.url, {
+      protocol: { extraSignedHeaders: ['X-Backup-Lock-Id'], dateLineInStringToSign: true },
+    });
+    expect(await client.renewLock({ lockId, userId: LOCK.userId })).toEqual({ ok: true });
+    expect(await client.releaseLock({ lockId, userId: LOCK.userId })).toEqual({
+      ok: true,
+      outcome: 'released',
+    });
+    expect(kd.requests.map((r) => r.authOk)).toEqual([true, true]);
+    // Without the date line, the same emulator refuses: the option changes what is signed.
+    const plain = clientFor(kd.url, { protocol: { extraSignedHeaders: ['x-backup-lock-id'] } }).client;
+    expect(await plain.renewLock({ lockId, userId: LOCK.userId })).toMatchObject({
+      ok: false,
+      error: { kind: 'auth', httpStatus: 401, code: 'APIGW.0301' },
+    });
+  });
+
+  it('a token is accepted in token mode', async () => {
+    const kd = await emulator();
+    const lockId = kd.seedLock(LOCK.userId);
+    const { client } = clientFor(kd.url, { auth: { mode: 'token', accessToken: ACCESS_TOKEN } });
+    expect(await client.releaseLock({ lockId, userId: LOCK.userId })).toEqual({
+      ok: true,
+      outcome: 'released',
+    });
+    expect(kd.requests[0]?.authOk).toBe(true);
+  });
+
+  it('a signature keyed with another secret is refused (the emulator really checks)', async () => {
+    const kd = await emulator();
+    const lockId = kd.seedLock(LOCK.userId);
+    const { client } = clientFor(kd.url, {
+      auth: { mode: 'app', appId: APP_ID, appSecret: `${APP_SECRET}x` },
+    });
+    expect(await client.releaseLock({ lockId, userId: LOCK.userId })).toMatchObject({
+      ok: false,
+      error: { kind: 'auth', httpStatus: 401, code: 'APIGW.0301' },
+      credentialsVersion: CREDENTIALS_VERSION,
+    });
+    expect(kd.isHeld(lockId)).toBe(true);
+    expect(kd.requests.map((r) => [r.status, r.authOk])).toEqual([[401, false]]);
+  });
+});
+
+describe('the known-answer vectors of the KooDrive docs, through the client', () => {
+  // ../shared vectors, restated: AppSecret, host, X-Date, X-User-Id, and the expected signatures.
+  const VECTOR_SECRET = 'example-app-secret-not-real';
+  const VECTOR_HOST = 'intl.myhuaweicloud-koodrive.com';
+  const VECTOR_USER = '1505084218764547200';
+  const RELEASE_SIGNATURE = '3ed3c2eb2125a424fa1c3f237e22cdea4a2d8a3409ba10e2c58ee8072fa9540d';
+  const CREATE_SIGNATURE = 'f9f58594a451c13f35c273c38b6b008a136cfb6cc94bacbb16103e388aa128cc';
+  /** 20240909T033325Z plus the client's default one-second back-dating and some milliseconds. */
+  const NOW = Date.UTC(2024, 8, 9, 3, 33, 26, 400);
+
+  /** A dispatcher that keeps what it is asked to send and answers `{"code":0,…}` without any network. */
+  function capturing(answer: unknown) {
+    const sent: Dispatcher.DispatchOptions[] = [];
+    const controller = { abort() {}, pause() {}, resume() {}, aborted: false, paused: false, reason: null };
+    const dispatcher = {
+      dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+        sent.push(options);
+        const c = controller as unknown as Dispatcher.DispatchController;
+        handler.onRequestStart?.(c, {});
+        handler.onResponseStart?.(c, 200, { 'content-type': 'application/json' }, 'OK');
+        handler.onResponseData?.(c, Buffer.from(JSON.stringify(answer)));
+        handler.onResponseEnd?.(c, {});
+        return true;
+      },
+    } as unknown as Dispatcher;
+    const client = new KooDriveClient({
+      settings: {
+        current: () =>
+          Promise.resolve({
+            settings: {
+              endpoint: `https://${VECTOR_HOST}`,
+              auth: { mode: 'app', appId: 'my-app', appSecret: VECTOR_SECRET },
+              protocol: DEFAULT_PROTOCOL,
+            },
+            version: 1,
+          }),
+      },
+      dispatcher,
+      timeoutMs: 1000,
+      now: () => NOW,
+    });
+    return { client, sent };
+  }
+
+  it('release: DELETE signed with the documented signature', async () => {
+    const { client, sent } = capturing({ code: 0, msg: 'success' });
+    expect(await client.releaseLock({ lockId: LOCK.lockId, userId: VECTOR_USER })).toEqual({
+      ok: true,
+      outcome: 'released',
+    });
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({
+      origin: `https://${VECTOR_HOST}`,
+      path: LOCK_PATH,
+      method: 'DELETE',
+      body: null,
+    });
+    expect(sent[0]?.headers).toEqual({
+      host: VECTOR_HOST,
+      'x-date': '20240909T033325Z',
+      'x-user-id': VECTOR_USER,
+      'x-backup-lock-id': LOCK.lockId,
+      authorization: `HMAC-SHA256 AppId=my-app,SignedHeaders=host;x-date;x-user-id,Signature=${RELEASE_SIGNATURE}`,
+    });
+  });
+
+  it('create: POST of {"moduleCode":"102"} signed with the documented signature', async () => {
+    const { client, sent } = capturing({ code: 0, msg: 'success', data: { lockId: LOCK.lockId } });
+    expect(await client.createLock(VECTOR_USER, '102')).toEqual({ ok: true, lockId: LOCK.lockId });
+    expect(sent[0]).toMatchObject({ method: 'POST', body: '{"moduleCode":"102"}' });
+    expect(sent[0]?.headers).toEqual({
+      host: VECTOR_HOST,
+      'x-date': '20240909T033325Z',
+      'x-user-id': VECTOR_USER,
+      'content-type': 'application/json',
+      authorization: `HMAC-SHA256 AppId=my-app,SignedHeaders=host;x-date;x-user-id,Signature=${CREATE_SIGNATURE}`,
+    });
   });
 });
