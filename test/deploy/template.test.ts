@@ -32,7 +32,10 @@ interface Statement {
 }
 
 let workDir: string;
-let template: { Resources: Record<string, Resource> };
+let template: {
+  Resources: Record<string, Resource>;
+  Outputs?: Record<string, { Value: unknown; Export?: { Name: unknown } }>;
+};
 
 beforeAll(() => {
   workDir = mkdtempSync(join(tmpdir(), 'koodrive-package-'));
@@ -110,12 +113,38 @@ describe(`the packaged template (sls package --stage ${STAGE})`, () => {
   });
 
   describe('IAM: least privilege', () => {
-    it('one role, no managed policies, no inline policy resources besides it', () => {
+    it('one role, no managed policies on it, no inline policy resources besides it; the workers’ policy alone', () => {
       const roles = ofType('AWS::IAM::Role');
       expect(roles.map(([name]) => name)).toEqual(['IamRoleLambdaExecution']);
       expect(roles[0]?.[1].Properties.ManagedPolicyArns).toBeUndefined();
       expect(ofType('AWS::IAM::Policy')).toEqual([]);
-      expect(ofType('AWS::IAM::ManagedPolicy')).toEqual([]);
+      expect(ofType('AWS::IAM::ManagedPolicy').map(([name]) => name)).toEqual(['HolderPolicy']);
+    });
+
+    it('the workers’ policy: PutItem, UpdateItem and GetItem on the ledger table, GetSecretValue on the secret, its ARN an output', () => {
+      const policy = resource('HolderPolicy');
+      expect(policy.Properties.Roles ?? policy.Properties.Users ?? policy.Properties.Groups).toBeUndefined();
+      const document = policy.Properties.PolicyDocument as { Version: string; Statement: Statement[] };
+      expect(document.Version).toBe('2012-10-17');
+      const pairs = document.Statement.flatMap((s) => {
+        expect(s.Effect).toBe('Allow');
+        return asList(s.Action).flatMap((action) =>
+          asList(s.Resource).map((r) => `${action} ${resourceText(r)}`),
+        );
+      });
+      const secretId = (resource('ReleaseLambdaFunction').Properties.Environment as { Variables: Json })
+        .Variables.KOODRIVE_SECRET_ID;
+      expect(pairs.sort()).toEqual([
+        'dynamodb:GetItem ${LedgerTable.Arn}',
+        'dynamodb:PutItem ${LedgerTable.Arn}',
+        'dynamodb:UpdateItem ${LedgerTable.Arn}',
+        `secretsmanager:GetSecretValue arn:\${AWS::Partition}:secretsmanager:\${AWS::Region}:\${AWS::AccountId}:secret:${String(secretId)}-??????`,
+      ]);
+      expect(template.Outputs?.HolderPolicyArn).toEqual({
+        Description: expect.any(String) as string,
+        Value: { Ref: 'HolderPolicy' },
+        Export: { Name: `${SERVICE}-${STAGE}-holder-policy-arn` },
+      });
     });
 
     it('only Allow statements with explicit actions: no "*", no service:*, no NotAction/NotResource', () => {
