@@ -1,8 +1,8 @@
 /**
  * The baseline for issue 10's benchmark: the lock ledger as it was before the sparse `openLocks` index (commit
  * 862d8a4, src/ledger/ledger.ts), kept verbatim apart from its imports and this comment, with its table
- * (baseline-ledger-table.yml, resources/ledger-table.yml at that commit: the `byStatus` index, HASH status,
- * RANGE heartbeatAt, projection ALL). The benchmark runs it beside the current ledger in the same run, so each
+ * (baseline-ledger-table.yml, read by baseline-table.ts: resources/ledger-table.yml at that commit, the
+ * `byStatus` index, HASH status, RANGE heartbeatAt, projection ALL). The benchmark runs it beside the current ledger in the same run, so each
  * goal's figure has today's design measured the same way next to it.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -13,9 +13,6 @@ import {
   QueryCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import {
   LedgerConflictError,
   LockExistsError,
@@ -50,23 +47,6 @@ export interface SweepLedger {
   }): Promise<{ items: LedgerItem[]; requests: number }>;
   claim(item: LedgerItem): Promise<LedgerItem | undefined>;
   claimRecorder(claimed: readonly LedgerItem[]): OutcomeRecorder;
-}
-
-const require = createRequire(import.meta.url);
-const yaml = require('js-yaml') as { load(text: string): unknown };
-
-export const BASELINE_TABLE_FILE = new URL('./baseline-ledger-table.yml', import.meta.url);
-
-/** The baseline table's CreateTable request (what dev/dynalite.ts does with resources/ledger-table.yml). */
-export function baselineTableInput(tableName: string): CreateTableCommandInput {
-  const p = yaml.load(readFileSync(BASELINE_TABLE_FILE, 'utf8')) as Record<string, unknown>;
-  return {
-    TableName: tableName,
-    BillingMode: p.BillingMode,
-    AttributeDefinitions: p.AttributeDefinitions,
-    KeySchema: p.KeySchema,
-    GlobalSecondaryIndexes: p.GlobalSecondaryIndexes,
-  } as CreateTableCommandInput;
 }
 
 export const BY_STATUS_INDEX = 'byStatus';
