@@ -1,0 +1,301 @@
+/**
+ * The simulation's properties, checked as the schedule runs (each from what the models and the network saw,
+ * never from what the code under test computed):
+ *
+ * - exclusion: whenever a holder's work passes `assertHeld()`, its KooDrive lock is live in the model, and no
+ *   other holder of the same user and module passes `assertHeld()` after it took over (held intervals never
+ *   overlap);
+ * - no false release: a sweep's DELETE never frees the lock of a holder that is alive, still working, and within
+ *   its safe time, measured here on true time: the start of its last ledger write (acquire or heartbeat) it saw
+ *   succeed before its previous safe time ran out + safe time, and never later than the start of its last
+ *   KooDrive create or renew it saw succeed + 600 s − margin;
+ * - liveness: a crashed holder's lock is freed within the bound (see `livenessBound`);
+ * - quiescence: at the end, after a long stretch without new work, no item is HELD or RELEASING and no KooDrive
+ *   lock of a finished or dead holder is still live.
+ */
+import type { HolderTiming } from '../../src/core/lease';
+import type { Actor, Scheduler } from './clock';
+import { LOCK_MS, type KooDriveModel, type ModelLock } from './koodrive-model';
+
+export interface Violation {
+  property: 'exclusion' | 'no-false-release' | 'liveness' | 'quiescence';
+  at: number;
+  message: string;
+}
+
+/** A holder process incarnation. */
+export interface HolderProc {
+  actor: Actor;
+  timing: HolderTiming;
+}
+
+/** What the checker knows about one KooDrive lock a holder created. */
+export interface LockRecord {
+  lock: ModelLock;
+  proc: HolderProc;
+  /** The holder learned the lock ID (its create answer arrived). */
+  known: boolean;
+  /** True start of the last ledger write (recordAcquired / recordHeartbeat) the holder saw succeed in time. */
+  ledgerBase?: number;
+  /** True start of the last create / renew the holder saw succeed in time. */
+  koodriveBase?: number;
+  /** The holder's last heartbeatAt written to the ledger (its own clock), and that clock's skew. */
+  lastHeartbeatAt?: number;
+  working: boolean;
+  settled: boolean;
+  /** True time the holder crashed while this lock was not yet freed. */
+  crashedAt?: number;
+}
+
+export interface LivenessSample {
+  lockId: string;
+  leaseSeconds: number;
+  /** From the holder's last recorded heartbeat (true time) to the lock's freeing. */
+  ttfMs: number;
+  boundMs: number;
+  /** Sweeps that were disrupted (crashed, killed, or hit an injected fault) while the lock waited. */
+  extended: boolean;
+  /** Freed by KooDrive's expiry because it never reached the ledger. */
+  byExpiry: boolean;
+}
+
+export interface CheckerOptions {
+  skewAllowanceMs: number;
+  sweepPeriodMs: number;
+  /** The sweep's skew (true → sweep clock). */
+  sweepSkewMs: number;
+  /** How late a scheduled sweep may start. */
+  sweepJitterMs: number;
+  /** How long an undisturbed sweep takes from its start to a DELETE that KooDrive applied (one attempt's timeout). */
+  releaseSlackMs: number;
+  /** The longest lease a sweep's claim takes (its remaining time, at least the sweep's minimum claim lease). */
+  claimLeaseMs: number;
+}
+
+export class Checker {
+  readonly violations: Violation[] = [];
+  readonly records = new Map<string, LockRecord>();
+  readonly liveness: LivenessSample[] = [];
+  /** True start times of sweeps that were disrupted (crashed, killed, or hit an injected fault). */
+  readonly disruptedSweeps: number[] = [];
+  private readonly procs = new Map<string, HolderProc>();
+  /** Per user+module: the lock that last passed assertHeld(), and the locks another one took over from. */
+  private readonly current = new Map<string, string>();
+  private readonly superseded = new Set<string>();
+
+  constructor(
+    private readonly scheduler: Scheduler,
+    private readonly model: KooDriveModel,
+    private readonly options: CheckerOptions,
+  ) {}
+
+  private violate(property: Violation['property'], message: string): void {
+    this.violations.push({ property, at: this.scheduler.now, message });
+  }
+
+  addProc(proc: HolderProc): void {
+    this.procs.set(proc.actor.name, proc);
+  }
+
+  // ---- KooDrive model events ----
+
+  created(lock: ModelLock, by: string): void {
+    const proc = this.procs.get(by);
+    if (proc === undefined) return;
+    this.records.set(lock.lockId, { lock, proc, known: false, working: false, settled: false });
+  }
+
+  released(lock: ModelLock, by: string, at: number): void {
+    const record = this.records.get(lock.lockId);
+    if (record === undefined || by === record.proc.actor.name) return;
+    if (record.proc.actor.dead || !record.known || record.settled) return;
+    const deadline = this.deadline(record);
+    if (deadline !== undefined && at < deadline) {
+      this.violate(
+        'no-false-release',
+        `${by} released ${lock.lockId} of live holder ${record.proc.actor.name} ${fmt(deadline - at)} before its safe time ended`,
+      );
+    }
+  }
+
+  // ---- what holders saw ----
+
+  /** The holder saw a create or renew succeed (sent at `sentAt`). */
+  koodriveAck(actor: Actor, op: 'create' | 'renew', lockId: string, sentAt: number): void {
+    const record = this.records.get(lockId);
+    if (record === undefined || record.proc.actor !== actor) return;
+    if (op === 'create') record.known = true;
+    const deadline = this.deadline(record);
+    if (deadline !== undefined && this.scheduler.now >= deadline) return;
+    record.koodriveBase = Math.max(record.koodriveBase ?? sentAt, sentAt);
+  }
+
+  /** The holder saw recordAcquired / recordHeartbeat succeed (sent at `sentAt`). */
+  ledgerAck(actor: Actor, lockId: string, sentAt: number): void {
+    const record = this.records.get(lockId);
+    if (record === undefined || record.proc.actor !== actor) return;
+    const deadline = this.deadline(record);
+    if (deadline !== undefined && this.scheduler.now >= deadline) return;
+    record.ledgerBase = Math.max(record.ledgerBase ?? sentAt, sentAt);
+  }
+
+  /** A heartbeatAt a holder's write put in the ledger. */
+  heartbeatWritten(lockId: string, heartbeatAt: number): void {
+    const record = this.records.get(lockId);
+    if (record === undefined) return;
+    record.lastHeartbeatAt = Math.max(record.lastHeartbeatAt ?? heartbeatAt, heartbeatAt);
+  }
+
+  /** The safe time's end on true time, once the lease started. */
+  deadline(record: LockRecord): number | undefined {
+    if (record.ledgerBase === undefined) return undefined;
+    const { safeMs, marginMs } = record.proc.timing;
+    return Math.min(record.ledgerBase + safeMs, (record.koodriveBase ?? -Infinity) + LOCK_MS - marginMs);
+  }
+
+  workStarted(lockId: string): void {
+    const record = this.records.get(lockId);
+    if (record) record.working = true;
+  }
+
+  workSettled(lockId: string): void {
+    const record = this.records.get(lockId);
+    if (record) record.settled = true;
+  }
+
+  /** Work passed assertHeld() now. */
+  passed(lockId: string): void {
+    const record = this.records.get(lockId);
+    if (record === undefined) return;
+    const { lock } = record;
+    if (!this.model.isLive(lock)) {
+      this.violate(
+        'exclusion',
+        `${record.proc.actor.name} passed assertHeld() on ${lockId}, which KooDrive ${
+          lock.releasedAt !== undefined ? `released (by ${lock.releasedBy ?? '?'})` : 'let expire'
+        } ${fmt(this.scheduler.now - (this.model.freedAt(lockId) ?? this.scheduler.now))} ago`,
+      );
+    }
+    const key = `${lock.userId}/${lock.moduleCode}`;
+    if (this.superseded.has(lockId)) {
+      this.violate(
+        'exclusion',
+        `${record.proc.actor.name} passed assertHeld() on ${lockId} after another holder of ${key} did`,
+      );
+    }
+    const previous = this.current.get(key);
+    if (previous !== lockId) {
+      if (previous !== undefined) this.superseded.add(previous);
+      this.current.set(key, lockId);
+    }
+  }
+
+  crashed(actor: Actor): void {
+    for (const record of this.records.values()) {
+      if (record.proc.actor === actor && this.model.freedAt(record.lock.lockId) === undefined) {
+        record.crashedAt = this.scheduler.now;
+      }
+    }
+  }
+
+  sweepDisrupted(startedAt: number): void {
+    this.disruptedSweeps.push(startedAt);
+  }
+
+  /**
+   * The liveness bound for a crashed holder's lock that reached the ledger, from the true time of its last
+   * heartbeat reading: lease + skew allowance + (holder skew − sweep skew) [stale by the sweep's clock]
+   * + one period + the sweep's start jitter [the next sweep starts] + the release slack [an undisturbed sweep's
+   * DELETE lands within one attempt's timeout]. Each disrupted sweep meanwhile (crashed or killed after claiming, hit an injected fault, started
+   * late) adds the longest claim lease + skew allowance + one period + the start jitter: a claim whose sweep died is
+   * stale after its lease + the allowance, by the same sweep clock that wrote it.
+   */
+  livenessBound(record: LockRecord, disrupted: number): number {
+    const o = this.options;
+    return (
+      record.proc.timing.leaseMs +
+      o.skewAllowanceMs +
+      (record.proc.actor.skewMs - o.sweepSkewMs) +
+      o.sweepPeriodMs +
+      o.sweepJitterMs +
+      o.releaseSlackMs +
+      disrupted * (o.claimLeaseMs + o.skewAllowanceMs + o.sweepPeriodMs + o.sweepJitterMs)
+    );
+  }
+
+  /** At the end of the schedule: liveness of every crashed holder's lock, and quiescence. */
+  finish(openItems: Iterable<{ lockId: string; status: string }>): void {
+    const now = this.scheduler.now;
+    for (const record of this.records.values()) {
+      if (record.crashedAt === undefined) continue;
+      const lockId = record.lock.lockId;
+      const freedAt = this.model.freedAt(lockId);
+      if (record.lastHeartbeatAt === undefined) {
+        // Never reached the ledger: only KooDrive's own expiry frees it.
+        if (freedAt === undefined) {
+          this.violate('liveness', `${lockId} never reached the ledger and is still live at the end`);
+        } else {
+          this.liveness.push({
+            lockId,
+            leaseSeconds: record.proc.timing.leaseMs / 1000,
+            ttfMs: freedAt - record.crashedAt,
+            boundMs: LOCK_MS,
+            extended: false,
+            byExpiry: true,
+          });
+        }
+        continue;
+      }
+      const basis = record.lastHeartbeatAt - record.proc.actor.skewMs;
+      const end = freedAt ?? now;
+      const disrupted = this.disruptedSweeps.filter((t) => t >= basis && t <= end).length;
+      const bound = this.livenessBound(record, disrupted);
+      if (freedAt === undefined || freedAt - basis > bound) {
+        this.violate(
+          'liveness',
+          `${lockId} of crashed holder ${record.proc.actor.name} ${
+            freedAt === undefined
+              ? 'is still live at the end'
+              : `was freed ${fmt(freedAt - basis)} after its last heartbeat`
+          }; bound ${fmt(bound)} (${disrupted} disrupted sweep(s))${
+            freedAt !== undefined && this.model.locks.get(lockId)?.releasedAt === undefined
+              ? ', by KooDrive expiry'
+              : ''
+          }`,
+        );
+      }
+      if (freedAt !== undefined) {
+        this.liveness.push({
+          lockId,
+          leaseSeconds: record.proc.timing.leaseMs / 1000,
+          ttfMs: freedAt - basis,
+          boundMs: bound,
+          extended: disrupted > 0,
+          byExpiry: this.model.locks.get(lockId)?.releasedAt === undefined,
+        });
+      }
+    }
+    for (const item of openItems) {
+      if (item.status === 'HELD' || item.status === 'RELEASING') {
+        const record = this.records.get(item.lockId);
+        if (record && !record.proc.actor.dead && !record.settled) continue;
+        this.violate(
+          'quiescence',
+          `${item.lockId} is still ${item.status} at the end, after its holder stopped`,
+        );
+      }
+    }
+    for (const record of this.records.values()) {
+      if (!this.model.isLive(record.lock)) continue;
+      if (!record.proc.actor.dead && !record.settled && record.working) continue;
+      this.violate(
+        'quiescence',
+        `KooDrive lock ${record.lock.lockId} of ${record.proc.actor.name} is still live at the end`,
+      );
+    }
+  }
+}
+
+export function fmt(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
