@@ -1,61 +1,36 @@
 /**
- * The sweep use case: find the ledger's stale and failed locks, claim them, release them through the
- * release engine and report. Pure: the ledger, KooDrive, time and randomness come in as ports.
+ * The sweep use case: read the ledger's open items, judge each by its lease (lease.ts), claim the stale and
+ * failed ones, release them through the release engine, close the failed ones whose KooDrive lock has certainly
+ * expired, and report. Pure: the ledger, KooDrive, time and randomness come in as ports.
  */
 import { mapConcurrently, releaseLocks, type EngineDeps, type EngineOptions } from './engine';
-import { ReleaserError } from './errors';
 import {
-  describeType,
-  type LockResult,
-  type OutcomeRecorder,
-  type ReleaseReport,
-  type ReportSummary,
-} from './model';
-import { buildReport } from './release';
-import { lockKey, toEntry, type Entry } from './requests';
+  judge,
+  type LeasePolicy,
+  type LedgerItem,
+  type LedgerStatus,
+  type SweepLedger,
+  type SweepVerdict,
+} from './lease';
+import type { LockError, LockResult, ReleaseReport, ReportSummary } from './model';
+import { preview, toEntry, type Entry } from './requests';
 
-export type LedgerStatus = 'HELD' | 'RELEASING' | 'RELEASED' | 'RELEASE_FAILED';
+export type { LedgerItem, LedgerStatus, SweepLedger } from './lease';
 
-/** One ledger item (README, "Ledger item"); times in epoch ms except expiresAt (epoch seconds). */
-export interface LedgerItem {
-  lockId: string;
-  userId: string;
-  moduleCode?: string;
-  status: LedgerStatus;
-  holder?: string;
-  acquiredAt: number;
-  heartbeatAt: number;
-  releasedAt?: number;
-  releaseAttempts: number;
-  lastError?: string;
-  version: number;
-  expiresAt?: number;
-}
-
-/** Port: the ledger as the sweep sees it. */
-export interface SweepLedger {
-  /** HELD and RELEASING items whose heartbeatAt < staleBefore, and every RELEASE_FAILED item; at most `limit`. */
-  findCandidates(query: {
-    staleBefore: number;
-    limit: number;
-  }): Promise<{ items: LedgerItem[]; requests: number }>;
-  /** Marks the item RELEASING if its version is still the one read; undefined when someone wrote it meanwhile. */
-  claim(item: LedgerItem): Promise<LedgerItem | undefined>;
-  /** Records the final outcome of locks this sweep claimed. */
-  claimRecorder(claimed: readonly LedgerItem[]): OutcomeRecorder;
-}
-
-export interface SweepInput {
+/** One sweep run: what the event asked for (sweep-event.ts) and the lease policy of the environment. */
+export interface SweepInput extends LeasePolicy {
   dryRun: boolean;
-  staleAfterSeconds: number;
+  /** At most this many candidates (to release or to close) per run. */
   limit: number;
 }
 
 export interface SweepDeps {
   ledger: SweepLedger;
-  /** The engine's ports; the recorder is the ledger's claim recorder. */
+  /** The engine's ports; the recorder is the ledger's claim recorder. `onResult` hears every decision. */
   engine: Omit<EngineDeps, 'recorder'>;
   options: EngineOptions;
+  /** Told of each item closed as EXPIRED (a decision without a KooDrive call, so without a LockResult). */
+  onClosed?: (candidate: SweepCandidate) => void;
 }
 
 export interface SweepCandidate {
@@ -63,194 +38,216 @@ export interface SweepCandidate {
   userId: string;
   status: LedgerStatus;
   heartbeatAt: number;
-  /** Why it qualifies, e.g. "heartbeat 1260 s old (stale after 900 s)". */
+  /** Why it qualifies, e.g. "heartbeat 191 s old (lease 120 s + skew 10 s)". */
   reason: string;
-  /** Set when this run left it alone: its holder heart-beat or another sweep claimed it after the query. */
+  /** release: claimed and released through KooDrive; close: closed as EXPIRED without a KooDrive call. */
+  action: 'release' | 'close';
+  /** Set when this run left it alone: someone wrote the item after the sweep read it. */
   skipped?: string;
+  /** Set when this run closed it as EXPIRED. */
+  closed?: boolean;
 }
 
 export interface SweepSummary extends ReportSummary {
-  /** Candidates left alone because the claim was lost (see SweepCandidate.skipped): neither released nor failed. */
+  /** Candidates left alone because someone wrote them after the read (see SweepCandidate.skipped). */
   skipped: number;
+  /** RELEASE_FAILED items closed as EXPIRED: their KooDrive lock has certainly expired. */
+  closedExpired: number;
+  /** Dry run only: the candidates a run would close as EXPIRED. */
+  wouldClose?: number;
 }
 
-/** The release report (README, "Requests and answers") plus the candidates; requested = released + alreadyReleased + failed + skipped. */
+/**
+ * The release report (README, "Requests and answers") plus the candidates. Without a dry run,
+ * requested = released + alreadyReleased + failed + skipped + closedExpired; in a dry run,
+ * requested = wouldRelease + wouldClose + failed (unusable IDs). Skipped and closed candidates have no result.
+ */
 export interface SweepReport extends ReleaseReport {
   summary: SweepSummary;
   candidates: SweepCandidate[];
 }
 
-export const MIN_STALE_AFTER_SECONDS = 60;
-export const MAX_STALE_AFTER_SECONDS = 7 * 24 * 3600;
-export const MAX_SWEEP_LIMIT = 10_000;
-/** A suggested default for `limit` when the event names none. */
-export const DEFAULT_SWEEP_LIMIT = 1000;
+/** A claim's lease is the sweep's remaining Lambda time, and never shorter than this. */
+export const MIN_CLAIM_LEASE_SECONDS = 60;
 
-const LOST_CLAIM = 'its holder heart-beat or another sweep claimed it after the query';
+const LOST_CLAIM = 'its holder heart-beat, or a release or another sweep wrote it, after the read';
+const LOST_CLOSE = 'someone wrote it after the read';
+
+interface Found {
+  item: LedgerItem;
+  verdict: Exclude<SweepVerdict, { action: 'leave' }>;
+}
 
 /**
- * One sweep: the candidates, then (unless a dry run) a claim on each, then the claimed ones released through
- * the engine with their outcomes recorded. A lost claim is reported as `skipped` (neither released nor
- * failed); a candidate not claimed for lack of time is `failed` with kind `deadline` and stays as it was.
+ * One sweep: the open items read and judged (up to `limit` candidates), then, unless a dry run, each release
+ * candidate claimed (a write conditional on the version read) and the claimed ones released through the engine
+ * with their outcomes recorded, and each certainly-expired failure closed. A lost race is `skipped`; a candidate
+ * not claimed for lack of time is `failed` with kind `deadline`, and stays as it was for the next run. Every
+ * decision reaches `onResult` (or `onClosed`).
  */
 export async function sweep(input: SweepInput, deps: SweepDeps): Promise<SweepReport> {
   const { clock, remainingMs } = deps.engine;
   const startedAt = clock.now();
-  const { items } = await deps.ledger.findCandidates({
-    staleBefore: startedAt - input.staleAfterSeconds * 1000,
-    limit: input.limit,
-  });
-  const candidates = items.map((item) => describeCandidate(item, startedAt, input.staleAfterSeconds));
-  // IDs written by workers are checked like any request before they can reach an HTTP header.
-  const entries = items.map((item) => toEntry('ledger item', item.lockId, item.userId));
-
-  if (input.dryRun) {
-    const outcomes = new Map<string, LockResult>();
-    for (const entry of entries) {
-      if (!entry.ok) continue;
-      outcomes.set(lockKey(entry.lock), { ...entry.lock, outcome: 'wouldRelease', attempts: 0 });
-    }
-    return report(entries, outcomes, candidates, clock.now() - startedAt, true);
-  }
-
-  // Claim first, with the engine's concurrency; no claim starts when a release could no longer follow it.
   const claimReserveMs =
     deps.options.attemptTimeoutMs + deps.options.safetyMarginMs + 2 * deps.options.recordReserveMs;
-  const outcomes = new Map<string, LockResult>();
+  const found = await findCandidates(
+    deps.ledger,
+    input,
+    () => clock.now(),
+    () => remainingMs() >= claimReserveMs,
+  );
+  // IDs written by workers are checked like any request before they can reach an HTTP header.
+  const entries = found.map(({ item }) => toEntry('ledger item', item.lockId, item.userId));
+  const candidates = found.map(({ item, verdict }, i) => describe(item, verdict, entries[i] as Entry));
+  const results = new Array<LockResult | undefined>(found.length);
+
+  if (input.dryRun) {
+    found.forEach(({ verdict }, i) => {
+      const entry = entries[i] as Entry;
+      if (verdict.action === 'close') return;
+      results[i] = entry.ok ? { ...entry.lock, outcome: 'wouldRelease', attempts: 0 } : invalid(entry);
+    });
+    return report(candidates, results, clock.now() - startedAt, true);
+  }
+
+  const decide = (i: number, result: LockResult): undefined => {
+    results[i] = result;
+    deps.engine.onResult?.(result);
+    return undefined;
+  };
+  const closeReserveMs = deps.options.safetyMarginMs + deps.options.recordReserveMs;
   const claims = await mapConcurrently(
-    items,
+    found,
     deps.options.concurrency,
-    async (item, i): Promise<LedgerItem | undefined> => {
-      const entry = entries[i];
-      if (!entry?.ok) return undefined;
-      if (remainingMs() < claimReserveMs) {
-        outcomes.set(
-          lockKey(entry.lock),
-          notClaimed(entry, 'deadline', 'not claimed: too little time left before the Lambda deadline'),
-        );
+    async ({ item, verdict }, i): Promise<LedgerItem | undefined> => {
+      const entry = entries[i] as Entry;
+      const candidate = candidates[i] as SweepCandidate;
+      const failure = (kind: LockError['kind'], message: string): LockResult => ({
+        ...(entry.ok ? entry.lock : { lockId: entry.lockId, userId: entry.userId }),
+        outcome: 'failed',
+        attempts: 0,
+        error: { kind, message },
+      });
+      if (verdict.action === 'close') {
+        if (remainingMs() < closeReserveMs) {
+          return decide(
+            i,
+            failure('deadline', 'not closed: too little time left before the Lambda deadline'),
+          );
+        }
+        try {
+          if (await deps.ledger.closeExpired(item)) {
+            candidate.closed = true;
+            deps.onClosed?.(candidate);
+          } else {
+            candidate.skipped = LOST_CLOSE;
+          }
+        } catch (error) {
+          decide(i, failure('retryable', `could not close it in the ledger: ${messageOf(error)}`));
+        }
         return undefined;
       }
+      if (!entry.ok) return decide(i, invalid(entry));
+      if (remainingMs() < claimReserveMs) {
+        return decide(i, failure('deadline', 'not claimed: too little time left before the Lambda deadline'));
+      }
       try {
-        const claimed = await deps.ledger.claim(item);
-        if (!claimed) (candidates[i] as SweepCandidate).skipped = LOST_CLAIM;
+        const leaseSeconds = Math.max(MIN_CLAIM_LEASE_SECONDS, Math.ceil(remainingMs() / 1000));
+        const claimed = await deps.ledger.claim(item, leaseSeconds);
+        if (!claimed) candidate.skipped = LOST_CLAIM;
         return claimed;
       } catch (error) {
-        const message = `could not claim it in the ledger: ${error instanceof Error ? error.message : String(error)}`;
-        outcomes.set(lockKey(entry.lock), notClaimed(entry, 'retryable', message));
-        return undefined;
+        return decide(i, failure('retryable', `could not claim it in the ledger: ${messageOf(error)}`));
       }
     },
   );
-  const claimed = claims.filter((c): c is LedgerItem => c !== undefined);
-  const results = await releaseLocks(
+
+  const claimedAt: number[] = [];
+  const claimed: LedgerItem[] = [];
+  claims.forEach((claim, i) => {
+    if (claim === undefined) return;
+    claimedAt.push(i);
+    claimed.push(claim);
+  });
+  const released = await releaseLocks(
     claimed.map(({ lockId, userId }) => ({ lockId, userId })),
     { ...deps.engine, recorder: deps.ledger.claimRecorder(claimed) },
     deps.options,
   );
-  for (const result of results) outcomes.set(lockKey(result), result);
-  const reported = entries.filter((_, i) => candidates[i]?.skipped === undefined);
-  return report(reported, outcomes, candidates, clock.now() - startedAt, false);
+  released.forEach((result, j) => (results[claimedAt[j] as number] = result));
+  return report(candidates, results, clock.now() - startedAt, false);
+}
+
+/**
+ * Reads the open items page by page and keeps the ones to release or close, at most `limit`. Stops reading once
+ * it has them, or when `canContinue` says no claim could follow any more.
+ */
+async function findCandidates(
+  ledger: SweepLedger,
+  input: SweepInput,
+  now: () => number,
+  canContinue: () => boolean,
+): Promise<Found[]> {
+  const found: Found[] = [];
+  for await (const page of ledger.openItems()) {
+    const judgedAt = now();
+    for (const item of page) {
+      const verdict = judge(item, judgedAt, input);
+      if (verdict.action === 'leave') continue;
+      found.push({ item, verdict });
+      if (found.length >= input.limit) return found;
+    }
+    if (!canContinue()) break;
+  }
+  return found;
+}
+
+function describe(item: LedgerItem, verdict: Found['verdict'], entry: Entry): SweepCandidate {
+  return {
+    lockId: entry.ok ? item.lockId : preview(item.lockId),
+    userId: entry.ok ? item.userId : preview(item.userId),
+    status: item.status,
+    heartbeatAt: item.heartbeatAt,
+    reason: verdict.reason,
+    action: verdict.action,
+  };
+}
+
+function invalid(entry: Extract<Entry, { ok: false }>): LockResult {
+  return {
+    lockId: entry.lockId,
+    userId: entry.userId,
+    outcome: 'failed',
+    attempts: 0,
+    error: { kind: 'invalid-input', message: entry.message },
+  };
 }
 
 function report(
-  entries: readonly Entry[],
-  outcomes: ReadonlyMap<string, LockResult>,
   candidates: SweepCandidate[],
+  decided: ReadonlyArray<LockResult | undefined>,
   durationMs: number,
   dryRun: boolean,
 ): SweepReport {
-  const { summary, results } = buildReport(entries, outcomes, durationMs, dryRun);
-  const skipped = candidates.filter((c) => c.skipped !== undefined).length;
-  return { summary: { ...summary, requested: candidates.length, skipped }, results, candidates };
-}
-
-function describeCandidate(item: LedgerItem, now: number, staleAfterSeconds: number): SweepCandidate {
-  const ageSeconds = Math.floor((now - item.heartbeatAt) / 1000);
-  const reason =
-    item.status === 'RELEASE_FAILED'
-      ? `release failed before: ${item.lastError ?? 'no error recorded'}`
-      : item.status === 'RELEASING'
-        ? `claimed by a sweep that stopped ${ageSeconds} s ago`
-        : `heartbeat ${ageSeconds} s old (stale after ${staleAfterSeconds} s)`;
-  return {
-    lockId: item.lockId,
-    userId: item.userId,
-    status: item.status,
-    heartbeatAt: item.heartbeatAt,
-    reason,
+  const results = decided.filter((r): r is LockResult => r !== undefined);
+  const count = (outcome: LockResult['outcome']) => results.filter((r) => r.outcome === outcome).length;
+  const summary: SweepSummary = {
+    requested: candidates.length,
+    released: count('released'),
+    alreadyReleased: count('alreadyReleased'),
+    failed: count('failed'),
+    duplicates: 0,
+    skipped: candidates.filter((c) => c.skipped !== undefined).length,
+    closedExpired: candidates.filter((c) => c.closed === true).length,
+    durationMs,
   };
-}
-
-function notClaimed(
-  entry: Extract<Entry, { ok: true }>,
-  kind: 'deadline' | 'retryable',
-  message: string,
-): LockResult {
-  return { ...entry.lock, outcome: 'failed', attempts: 0, error: { kind, message } };
-}
-
-/** The sweep event is unusable: a field it reads has the wrong type or range. */
-export class SweepEventError extends ReleaserError {
-  readonly problems: string[];
-
-  constructor(problems: string[]) {
-    super(`invalid sweep event: ${problems.join('; ')}`);
-    this.problems = problems;
+  if (dryRun) {
+    summary.wouldRelease = count('wouldRelease');
+    summary.wouldClose = candidates.filter((c) => c.action === 'close').length;
   }
+  return { summary, results, candidates };
 }
 
-/**
- * Reads `dryRun`, `staleAfterSeconds` and `limit` from any JSON object (a scheduled event, `{}`, a direct
- * invoke); other fields are ignored, absent ones take the defaults. Throws SweepEventError listing every problem.
- */
-export function parseSweepEvent(
-  event: unknown,
-  defaults: { staleAfterSeconds: number; limit: number },
-): SweepInput {
-  if (event === undefined || event === null) event = {};
-  if (typeof event !== 'object' || Array.isArray(event)) {
-    throw new SweepEventError([`the event must be a JSON object, got ${describeType(event)}`]);
-  }
-  const fields = event as Record<string, unknown>;
-  const problems: string[] = [];
-  const int = (name: string, fallback: number, min: number, max: number): number => {
-    const value = fields[name];
-    if (value === undefined) return fallback;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-      problems.push(`${name} must be a whole number from ${min} to ${max}, got ${shown(value)}`);
-      return fallback;
-    }
-    return value;
-  };
-  const dryRun = fields.dryRun ?? false;
-  if (typeof dryRun !== 'boolean') problems.push(`dryRun must be true or false, got ${shown(dryRun)}`);
-  const input: SweepInput = {
-    dryRun: dryRun === true,
-    staleAfterSeconds: int(
-      'staleAfterSeconds',
-      defaults.staleAfterSeconds,
-      MIN_STALE_AFTER_SECONDS,
-      MAX_STALE_AFTER_SECONDS,
-    ),
-    limit: int('limit', defaults.limit, 1, MAX_SWEEP_LIMIT),
-  };
-  if (problems.length > 0) throw new SweepEventError(problems);
-  return input;
-}
-
-const SHOWN_LENGTH = 40;
-
-/**
- * A bad field's value for an error message: short strings and scalars as JSON, a long string cut with its
- * length, anything else by its type. Never the whole value (a 1 MB string would make a 1 MB message) and never
- * JSON.stringify of a structure (a deeply nested array overflows the stack).
- */
-function shown(value: unknown): string {
-  if (typeof value === 'string') {
-    return value.length > SHOWN_LENGTH
-      ? `${JSON.stringify(value.slice(0, SHOWN_LENGTH))}… (${value.length} characters)`
-      : JSON.stringify(value);
-  }
-  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-  return describeType(value);
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -1,241 +1,539 @@
+/** The sweep use case against the in-memory ledger (which passes DynamoLedger's contract tests) and a fake KooDrive. */
 import { describe, expect, it } from 'vitest';
+import { MemoryLedger } from '../../dev/memory-ledger';
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions } from '../../src/core/engine';
-import type { AttemptOutcome } from '../../src/core/model';
-import {
-  MAX_SWEEP_LIMIT,
-  parseSweepEvent,
-  sweep,
-  SweepEventError,
-  type LedgerItem,
-  type SweepInput,
-} from '../../src/core/sweep';
+import type { LedgerItem } from '../../src/core/lease';
+import type { AttemptOutcome, LockResult } from '../../src/core/model';
+import { sweep, type SweepCandidate, type SweepInput, type SweepLedger } from '../../src/core/sweep';
 import { FakeClock, FakeGateway, seededRandom } from '../helpers/fakes';
-import { ledgerItem, MemorySweepLedger, MINUTE, NOW } from '../helpers/ledger-fakes';
+import { ledgerItem, memoryLedger, MINUTE, NOW, ScriptedSweepLedger, SECOND } from '../helpers/ledger-fakes';
 
 const options: EngineOptions = { ...DEFAULT_ENGINE_OPTIONS };
-const run: SweepInput = { dryRun: false, staleAfterSeconds: 900, limit: 500 };
+/** STALE_AFTER_SECONDS 900 for items without a lease, CLOCK_SKEW_SECONDS 10. */
+const run: SweepInput = { dryRun: false, staleAfterSeconds: 900, clockSkewSeconds: 10, limit: 500 };
+/** An attempt needs 5 s + 1 s, a claim 5 s + 1 s + 2 × 0.5 s = 7 s left before the deadline. */
+const CLAIM_RESERVE_MS = 7000;
 
-const stale = (lockId: string, extra: Partial<LedgerItem> = {}) =>
-  ledgerItem({ lockId, heartbeatAt: NOW - 21 * MINUTE, ...extra });
-const fresh = (lockId: string) => ledgerItem({ lockId, heartbeatAt: NOW - MINUTE });
+/** HELD with a 120 s lease: stale once its heartbeat is more than 120 + 10 s old. */
+const held = (lockId: string, ageMs: number, extra: Partial<LedgerItem> = {}) =>
+  ledgerItem({ lockId, heartbeatAt: NOW - ageMs, ...extra });
+const stale = (lockId: string, extra: Partial<LedgerItem> = {}) => held(lockId, 131 * SECOND, extra);
+const failing =
+  (kind: 'permanent' | 'retryable' = 'permanent') =>
+  (): AttemptOutcome => ({
+    ok: false,
+    error: { kind, httpStatus: kind === 'permanent' ? 400 : 503, message: 'no' },
+  });
 
 function setup(items: LedgerItem[], gateway = new FakeGateway(), remainingMs = () => 300_000) {
   const clock = new FakeClock(NOW);
-  const ledger = new MemorySweepLedger(items, clock.now);
-  const deps = { ledger, engine: { gateway, clock, random: seededRandom(7), remainingMs }, options };
-  return { ledger, gateway, clock, deps };
+  const memory = memoryLedger(items, clock.now);
+  const ledger = new ScriptedSweepLedger(memory);
+  const decisions: LockResult[] = [];
+  const closed: SweepCandidate[] = [];
+  const deps = {
+    ledger: ledger as SweepLedger,
+    engine: {
+      gateway,
+      clock,
+      random: seededRandom(7),
+      remainingMs,
+      onResult: (result: LockResult) => decisions.push(result),
+    },
+    options,
+    onClosed: (candidate: SweepCandidate) => closed.push(candidate),
+  };
+  return { memory, ledger, gateway, clock, deps, decisions, closed };
 }
 
-describe('sweep', () => {
-  it('releases stale HELD, dead RELEASING and RELEASE_FAILED items and leaves fresh ones alone', async () => {
-    const { ledger, gateway, deps } = setup([
-      stale('held-stale'),
-      fresh('held-fresh'),
-      ledgerItem({ lockId: 'releasing-dead', status: 'RELEASING', heartbeatAt: NOW - 1000_000 }),
-      ledgerItem({ lockId: 'releasing-live', status: 'RELEASING', heartbeatAt: NOW - 10_000 }),
-      ledgerItem({
-        lockId: 'failed',
-        status: 'RELEASE_FAILED',
-        heartbeatAt: NOW,
-        lastError: 'retryable: 503',
-      }),
-      ledgerItem({ lockId: 'done', status: 'RELEASED', heartbeatAt: NOW - 99 * MINUTE }),
+const ids = (items: Array<{ lockId: string }>) => items.map((i) => i.lockId).sort();
+/** Sorted by lock ID: the sweep reports in the order it read, shard by shard. */
+const sorted = <T extends { lockId: string }>(items: T[]): T[] =>
+  [...items].sort((a, b) => (a.lockId < b.lockId ? -1 : 1));
+
+describe('sweep: which items are candidates', () => {
+  it('a leased item is stale once heartbeat + lease + skew lies in the past, not a millisecond before', async () => {
+    const { memory, gateway, deps } = setup([
+      held('at-bound', 130 * SECOND),
+      held('past-bound', 130 * SECOND + 1),
+      held('short-lease', 16 * SECOND, { leaseSeconds: 5 }),
+      held('short-lease-live', 15 * SECOND, { leaseSeconds: 5 }),
     ]);
     const report = await sweep(run, deps);
-
-    expect(report.candidates).toEqual([
-      expect.objectContaining({
-        lockId: 'held-stale',
-        status: 'HELD',
-        reason: 'heartbeat 1260 s old (stale after 900 s)',
-      }),
-      expect.objectContaining({
-        lockId: 'releasing-dead',
-        reason: 'claimed by a sweep that stopped 1000 s ago',
-      }),
-      expect.objectContaining({ lockId: 'failed', reason: 'release failed before: retryable: 503' }),
-    ]);
-    expect(report.summary).toMatchObject({ requested: 3, released: 3, failed: 0, skipped: 0, duplicates: 0 });
-    expect(report.results.map((r) => [r.lockId, r.outcome])).toEqual([
-      ['held-stale', 'released'],
-      ['releasing-dead', 'released'],
-      ['failed', 'released'],
-    ]);
-    expect(gateway.calls.map((c) => c.lockId).sort()).toEqual(['failed', 'held-stale', 'releasing-dead']);
-    expect(ledger.claims.sort()).toEqual(['failed', 'held-stale', 'releasing-dead']);
-    expect(ledger.recorded).toHaveLength(3);
-    expect(ledger.items.get('held-fresh')?.status).toBe('HELD');
+    expect(ids(report.candidates)).toEqual(['past-bound', 'short-lease']);
+    expect(ids(gateway.calls)).toEqual(['past-bound', 'short-lease']);
+    expect(memory.items.get('at-bound')).toMatchObject({ status: 'HELD', version: 1 });
+    expect(memory.items.get('short-lease-live')).toMatchObject({ status: 'HELD', version: 1 });
+    expect(report.candidates.find((c) => c.lockId === 'past-bound')).toEqual({
+      lockId: 'past-bound',
+      userId: 'user-1',
+      status: 'HELD',
+      heartbeatAt: NOW - 130 * SECOND - 1,
+      reason: 'heartbeat 130 s old (lease 120 s + skew 10 s)',
+      action: 'release',
+    });
   });
 
-  it('dry run: lists the candidates, claims and releases nothing', async () => {
-    const { ledger, gateway, deps } = setup([stale('a'), stale('b'), fresh('c')]);
-    const report = await sweep({ ...run, dryRun: true }, deps);
+  it('an item without a lease is stale after STALE_AFTER_SECONDS, skew or not', async () => {
+    const { gateway, deps } = setup([
+      held('old', 900 * SECOND + 1, { leaseSeconds: undefined }),
+      held('young', 900 * SECOND, { leaseSeconds: undefined }),
+    ]);
+    const report = await sweep(run, deps);
+    expect(report.candidates).toMatchObject([
+      { lockId: 'old', reason: 'heartbeat 900 s old (stale after 900 s without a lease)' },
+    ]);
+    expect(ids(gateway.calls)).toEqual(['old']);
+  });
+
+  it('the skew allowance comes from the input', async () => {
+    const { deps } = setup([held('a', 140 * SECOND)]);
+    expect((await sweep({ ...run, clockSkewSeconds: 20 }, deps)).candidates).toEqual([]);
+    expect((await sweep({ ...run, clockSkewSeconds: 19 }, deps)).candidates).toHaveLength(1);
+  });
+
+  it('a RELEASING claim is taken again once its claim lease + skew has passed', async () => {
+    const { memory, gateway, deps } = setup([
+      ledgerItem({
+        lockId: 'dead',
+        status: 'RELEASING',
+        heartbeatAt: NOW - 310 * SECOND - 1,
+        leaseSeconds: 300,
+      }),
+      ledgerItem({ lockId: 'live', status: 'RELEASING', heartbeatAt: NOW - 310 * SECOND, leaseSeconds: 300 }),
+    ]);
+    const report = await sweep(run, deps);
+    expect(report.candidates).toMatchObject([
+      {
+        lockId: 'dead',
+        status: 'RELEASING',
+        reason: 'claimed by a sweep that stopped 310 s ago (lease 300 s + skew 10 s)',
+      },
+    ]);
+    expect(ids(gateway.calls)).toEqual(['dead']);
+    expect(memory.items.get('dead')?.status).toBe('RELEASED');
+    expect(memory.items.get('live')).toMatchObject({ status: 'RELEASING', version: 1 });
+  });
+
+  it('a RELEASE_FAILED item is retried at once, until its KooDrive lock has certainly expired; then it is closed', async () => {
+    // Certainly expired: heartbeat + lease + 600 s + skew in the past.
+    const { memory, gateway, deps, closed, decisions } = setup([
+      ledgerItem({
+        lockId: 'recent',
+        status: 'RELEASE_FAILED',
+        heartbeatAt: NOW - 730 * SECOND,
+        lastError: 'retryable: 503',
+      }),
+      ledgerItem({
+        lockId: 'expired',
+        status: 'RELEASE_FAILED',
+        heartbeatAt: NOW - 730 * SECOND - 1,
+        version: 6,
+      }),
+      ledgerItem({
+        lockId: 'expired-no-lease',
+        status: 'RELEASE_FAILED',
+        heartbeatAt: NOW - 610 * SECOND - 1,
+        leaseSeconds: undefined,
+      }),
+    ]);
+    const report = await sweep(run, deps);
+    expect(ids(gateway.calls)).toEqual(['recent']);
+    expect(sorted(report.candidates)).toEqual([
+      expect.objectContaining({ lockId: 'expired', action: 'close', closed: true }),
+      expect.objectContaining({ lockId: 'expired-no-lease', action: 'close', closed: true }),
+      expect.objectContaining({
+        lockId: 'recent',
+        action: 'release',
+        reason: 'release failed before: retryable: 503',
+      }),
+    ]);
+    expect(report.candidates.find((c) => c.lockId === 'expired')?.reason).toBe(
+      'release failed and the KooDrive lock has certainly expired (heartbeat 730 s old)',
+    );
     expect(report.summary).toMatchObject({
-      requested: 2,
-      wouldRelease: 2,
-      released: 0,
+      requested: 3,
+      released: 1,
+      closedExpired: 2,
       failed: 0,
       skipped: 0,
     });
-    expect(report.results.map((r) => r.outcome)).toEqual(['wouldRelease', 'wouldRelease']);
-    expect(report.candidates.map((c) => c.lockId)).toEqual(['a', 'b']);
-    expect(gateway.calls).toEqual([]);
-    expect(ledger.claims).toEqual([]);
-    expect(ledger.recorded).toEqual([]);
+    expect(report.results.map((r) => r.lockId)).toEqual(['recent']);
+    expect(memory.items.get('expired')).toMatchObject({
+      status: 'EXPIRED',
+      version: 7,
+      expiresAt: NOW / 1000 + 7 * 24 * 3600,
+    });
+    expect(memory.items.get('expired')).not.toHaveProperty('sweepShard');
+    expect(memory.items.get('expired-no-lease')?.status).toBe('EXPIRED');
+    expect(ids(closed)).toEqual(['expired', 'expired-no-lease']);
+    expect(decisions.map((d) => d.lockId)).toEqual(['recent']);
   });
 
-  it('a lost claim (the holder heart-beat after the query) is skipped: neither released nor failed', async () => {
-    const { ledger, gateway, deps } = setup([stale('kept'), stale('gone')]);
-    ledger.afterFind = () => ledger.heartbeat('kept');
+  it('final items are never read, so never candidates', async () => {
+    const { gateway, deps } = setup([
+      ledgerItem({ lockId: 'r', status: 'RELEASED', heartbeatAt: NOW - 99 * MINUTE }),
+      ledgerItem({ lockId: 'e', status: 'EXPIRED', heartbeatAt: NOW - 99 * MINUTE }),
+    ]);
     const report = await sweep(run, deps);
-    expect(report.summary).toMatchObject({ requested: 2, released: 1, failed: 0, skipped: 1 });
-    expect(report.results.map((r) => r.lockId)).toEqual(['gone']);
-    expect(report.candidates.find((c) => c.lockId === 'kept')?.skipped).toMatch(/heart-beat/);
-    expect(gateway.calls.map((c) => c.lockId)).toEqual(['gone']);
-    expect(ledger.items.get('kept')).toMatchObject({ status: 'HELD', heartbeatAt: NOW });
+    expect(report.candidates).toEqual([]);
+    expect(gateway.calls).toEqual([]);
+  });
+});
+
+describe('sweep: claims and releases', () => {
+  it('claims each candidate for the time left in the invocation (at least 60 s) before releasing it', async () => {
+    let remaining = 300_500;
+    const seen: Array<LedgerItem | undefined> = [];
+    const memory: { ledger?: MemoryLedger } = {};
+    const gateway = new FakeGateway((lock) => {
+      seen.push(structuredClone(memory.ledger?.items.get(lock.lockId)));
+      return { ok: true, outcome: 'released' };
+    });
+    const setupResult = setup([stale('a')], gateway, () => remaining);
+    memory.ledger = setupResult.memory;
+    setupResult.clock.time += 5 * SECOND;
+    await sweep(run, setupResult.deps);
+    expect(seen).toEqual([
+      expect.objectContaining({
+        status: 'RELEASING',
+        heartbeatAt: NOW + 5 * SECOND,
+        leaseSeconds: 301,
+        version: 2,
+      }),
+    ]);
+
+    remaining = 20_000;
+    setupResult.memory.put(stale('b'));
+    await sweep(run, setupResult.deps);
+    expect(seen[1]).toMatchObject({ lockId: 'b', status: 'RELEASING', leaseSeconds: 60 });
   });
 
-  it('records failures through the claim recorder with the attempts made', async () => {
-    const gateway = new FakeGateway((): AttemptOutcome => ({
-      ok: false,
-      error: { kind: 'permanent', httpStatus: 400, message: 'bad' },
-    }));
-    const { ledger, deps } = setup([stale('a')], gateway);
+  it('releases the claimed candidates and records RELEASED', async () => {
+    const { memory, ledger, deps, decisions } = setup([stale('a'), stale('b'), held('fresh', MINUTE)]);
+    const report = await sweep(run, deps);
+    expect(report.summary).toMatchObject({
+      requested: 2,
+      released: 2,
+      failed: 0,
+      skipped: 0,
+      closedExpired: 0,
+      duplicates: 0,
+    });
+    expect(sorted(report.results)).toEqual([
+      { lockId: 'a', userId: 'user-1', outcome: 'released', attempts: 1 },
+      { lockId: 'b', userId: 'user-1', outcome: 'released', attempts: 1 },
+    ]);
+    expect(ledger.claims.sort()).toEqual(['a', 'b']);
+    expect(memory.items.get('a')).toMatchObject({ status: 'RELEASED', releasedAt: NOW });
+    expect(memory.items.get('fresh')).toEqual(held('fresh', MINUTE));
+    expect(sorted(decisions)).toEqual(sorted(report.results));
+  });
+
+  it('records a failure through the claim recorder, with the attempts and the holder’s heartbeat put back', async () => {
+    const { memory, ledger, deps } = setup([stale('a')], new FakeGateway(failing()));
     const report = await sweep(run, deps);
     expect(report.summary).toMatchObject({ requested: 1, released: 0, failed: 1 });
     expect(ledger.recorded).toEqual([
       expect.objectContaining({ lockId: 'a', outcome: 'failed', attempts: 1 }),
     ]);
-    expect(ledger.items.get('a')?.status).toBe('RELEASE_FAILED');
+    expect(memory.items.get('a')).toMatchObject({
+      status: 'RELEASE_FAILED',
+      heartbeatAt: NOW - 131 * SECOND,
+      leaseSeconds: 120,
+      releaseAttempts: 1,
+      lastError: 'permanent: no',
+      version: 3,
+    });
   });
 
-  it('reports ledger items with unusable IDs as invalid-input, without claiming them', async () => {
-    const { ledger, gateway, deps } = setup([stale('bad id'), stale('good')]);
+  it('a lock whose release keeps failing is retried every run, then closed once its KooDrive lock has certainly expired', async () => {
+    const { memory, gateway, clock, deps } = setup([stale('a')], new FakeGateway(failing()));
+    const closedAt: number[] = [];
+    for (let run_ = 0; run_ < 12; run_ += 1) {
+      const report = await sweep(run, deps);
+      if (report.summary.closedExpired > 0) closedAt.push(clock.time);
+      clock.time += MINUTE;
+    }
+    // Heartbeat at NOW − 131 s; lease 120 s + 600 s + skew 10 s: certainly expired after NOW + 599 s.
+    expect(closedAt).toEqual([NOW + 10 * MINUTE]);
+    expect(gateway.calls).toHaveLength(10);
+    expect(memory.items.get('a')).toMatchObject({ status: 'EXPIRED', releaseAttempts: 10 });
+  });
+
+  it('the race: a holder that heart-beats after the read keeps its lock (skipped, neither released nor failed)', async () => {
+    const { memory, ledger, gateway, clock, deps, decisions } = setup([
+      stale('kept', { holder: 'w-1' }),
+      stale('gone'),
+    ]);
+    ledger.afterRead = async () => {
+      clock.time += SECOND;
+      await memory.recordHeartbeat('kept', 'w-1', 120);
+    };
+    const report = await sweep(run, deps);
+    expect(report.summary).toMatchObject({ requested: 2, released: 1, failed: 0, skipped: 1 });
+    expect(report.results.map((r) => r.lockId)).toEqual(['gone']);
+    expect(report.candidates.find((c) => c.lockId === 'kept')?.skipped).toMatch(/heart-beat/);
+    expect(gateway.calls.map((c) => c.lockId)).toEqual(['gone']);
+    expect(memory.items.get('kept')).toMatchObject({ status: 'HELD', heartbeatAt: NOW + SECOND, version: 2 });
+    expect(decisions.map((d) => d.lockId)).toEqual(['gone']);
+  });
+
+  it('two overlapping sweeps release each lock once', async () => {
+    const items = Array.from({ length: 40 }, (_, i) => stale(`l-${i}`));
+    const { memory, gateway, deps } = setup(items);
+    const [a, b] = await Promise.all([
+      sweep(run, { ...deps, ledger: memory }),
+      sweep(run, { ...deps, ledger: memory }),
+    ]);
+    expect(gateway.calls).toHaveLength(40);
+    expect(new Set(gateway.calls.map((c) => c.lockId)).size).toBe(40);
+    expect(a.summary.released + b.summary.released).toBe(40);
+    expect(a.summary.skipped + b.summary.skipped).toBe(40);
+    expect(a.summary.failed + b.summary.failed).toBe(0);
+    expect([...memory.items.values()].every((i) => i.status === 'RELEASED')).toBe(true);
+  });
+
+  it('a closing race lost to another writer is skipped', async () => {
+    const item = ledgerItem({ lockId: 'x', status: 'RELEASE_FAILED', heartbeatAt: NOW - 99 * MINUTE });
+    const { memory, ledger, deps, closed } = setup([item]);
+    ledger.afterRead = () =>
+      memory.record({ lockId: 'x', userId: 'user-1', outcome: 'released', attempts: 1 });
+    const report = await sweep(run, deps);
+    expect(report.summary).toMatchObject({ requested: 1, closedExpired: 0, skipped: 1, failed: 0 });
+    expect(report.candidates[0]?.skipped).toMatch(/wrote it after the read/);
+    expect(report.candidates[0]?.closed).toBeUndefined();
+    expect(closed).toEqual([]);
+    expect(memory.items.get('x')?.status).toBe('RELEASED');
+  });
+
+  it('reports ledger items with unusable IDs as invalid-input, without claiming them, as a decision', async () => {
+    const { ledger, gateway, deps, decisions } = setup([stale('bad id'), stale('good')]);
     const report = await sweep(run, deps);
     expect(report.results).toMatchObject([
-      { lockId: 'bad?id', outcome: 'failed', error: { kind: 'invalid-input' } },
+      { lockId: 'bad?id', outcome: 'failed', attempts: 0, error: { kind: 'invalid-input' } },
       { lockId: 'good', outcome: 'released' },
     ]);
+    expect(report.candidates.map((c) => c.lockId)).toEqual(['bad?id', 'good']);
     expect(ledger.claims).toEqual(['good']);
     expect(gateway.calls.map((c) => c.lockId)).toEqual(['good']);
+    expect(decisions.map((d) => [d.lockId, d.outcome])).toEqual([
+      ['bad?id', 'failed'],
+      ['good', 'released'],
+    ]);
+  });
+});
+
+describe('sweep: failures and the deadline are decisions too', () => {
+  it('a claim the ledger cannot write fails that lock only, and is logged and counted', async () => {
+    const { ledger, gateway, deps, decisions } = setup([stale('a'), stale('b')]);
+    ledger.beforeClaim = (item) => (item.lockId === 'a' ? new Error('throttled') : undefined);
+    const report = await sweep(run, deps);
+    const failure = {
+      lockId: 'a',
+      userId: 'user-1',
+      outcome: 'failed',
+      attempts: 0,
+      error: { kind: 'retryable', message: 'could not claim it in the ledger: throttled' },
+    };
+    expect(sorted(report.results)).toEqual([
+      failure,
+      expect.objectContaining({ lockId: 'b', outcome: 'released' }),
+    ]);
+    expect(gateway.calls.map((c) => c.lockId)).toEqual(['b']);
+    expect(decisions).toContainEqual(failure);
+    expect(decisions).toHaveLength(2);
   });
 
-  it('claims nothing when no release could follow before the deadline, and says so per lock', async () => {
-    const { ledger, gateway, deps } = setup([stale('a'), stale('b')], new FakeGateway(), () => 6000);
+  it('a close the ledger cannot write is a failed decision; the item stays for the next run', async () => {
+    const item = ledgerItem({ lockId: 'x', status: 'RELEASE_FAILED', heartbeatAt: NOW - 99 * MINUTE });
+    const { memory, ledger, deps, decisions } = setup([item]);
+    ledger.beforeClose = () => new Error('throttled');
     const report = await sweep(run, deps);
-    expect(report.summary).toMatchObject({ requested: 2, failed: 2, released: 0 });
-    expect(report.results.every((r) => r.error?.kind === 'deadline' && r.attempts === 0)).toBe(true);
+    expect(report.summary).toMatchObject({ requested: 1, failed: 1, closedExpired: 0 });
+    expect(report.results).toEqual([
+      {
+        lockId: 'x',
+        userId: 'user-1',
+        outcome: 'failed',
+        attempts: 0,
+        error: { kind: 'retryable', message: 'could not close it in the ledger: throttled' },
+      },
+    ]);
+    expect(decisions).toEqual(report.results);
+    expect(memory.items.get('x')).toEqual(item);
+  });
+
+  it('claims nothing when no release could follow before the deadline, says so per lock, and stops reading', async () => {
+    const clock = new FakeClock(NOW);
+    const memory = new MemoryLedger({ now: clock.now, pageSize: 1 });
+    ['a', 'b', 'c'].forEach((id) => memory.put(stale(id)));
+    const ledger = new ScriptedSweepLedger(memory);
+    const gateway = new FakeGateway();
+    const decisions: LockResult[] = [];
+    const report = await sweep(run, {
+      ledger,
+      engine: {
+        gateway,
+        clock,
+        random: seededRandom(1),
+        remainingMs: () => CLAIM_RESERVE_MS - 1,
+        onResult: (r) => decisions.push(r),
+      },
+      options,
+    });
+    expect(ledger.pagesRead).toBe(1);
+    expect(report.summary).toMatchObject({ requested: 1, failed: 1, released: 0 });
+    expect(report.results).toEqual([
+      {
+        lockId: expect.any(String) as string,
+        userId: 'user-1',
+        outcome: 'failed',
+        attempts: 0,
+        error: { kind: 'deadline', message: 'not claimed: too little time left before the Lambda deadline' },
+      },
+    ]);
+    expect(decisions).toEqual(report.results);
     expect(ledger.claims).toEqual([]);
     expect(gateway.calls).toEqual([]);
-    expect(ledger.items.get('a')?.status).toBe('HELD');
+    expect([...memory.items.values()].every((i) => i.status === 'HELD' && i.version === 1)).toBe(true);
+  });
+
+  it('claims with exactly the reserve left; one millisecond less claims nothing', async () => {
+    const { ledger, deps } = setup([stale('a')], new FakeGateway(), () => CLAIM_RESERVE_MS);
+    await sweep(run, deps);
+    expect(ledger.claims).toEqual(['a']);
   });
 
   it('stops claiming when time runs short; the claimed locks are released, the rest left as they were', async () => {
     let remaining = 8000;
-    const { ledger, deps } = setup(
+    const { memory, ledger, deps, decisions } = setup(
       [stale('a'), stale('b'), stale('c'), stale('d')],
       new FakeGateway(),
       () => remaining,
     );
-    const claim = ledger.claim.bind(ledger);
-    ledger.claim = async (item) => {
+    ledger.beforeClaim = () => {
       remaining -= 500; // each claim takes 0.5 s of the remaining time
-      return claim(item);
+      return undefined;
     };
     const report = await sweep(run, { ...deps, options: { ...options, concurrency: 1 } });
-    // A claim needs 5 s + 1 s + 2 × 0.5 s = 7 s left: claims at 8, 7.5 and 7 s; at 6.5 s d is not claimed.
-    expect(ledger.claims).toEqual(['a', 'b', 'c']);
+    // Claims at 8, 7.5 and 7 s left, in the order read; at 6.5 s the fourth is not claimed.
+    const read = report.candidates.map((c) => c.lockId);
+    const last = read[3] as string;
+    expect(ledger.claims).toEqual(read.slice(0, 3));
     expect(report.results.map((r) => r.outcome)).toEqual(['released', 'released', 'released', 'failed']);
-    expect(report.results[3]?.error?.kind).toBe('deadline');
-    expect(report.results[3]?.error?.message).toMatch(/not claimed/);
-    expect(ledger.items.get('d')?.status).toBe('HELD');
+    expect(report.results[3]).toMatchObject({
+      lockId: last,
+      error: { kind: 'deadline', message: /not claimed/ },
+    });
+    expect(memory.items.get(last)).toEqual(stale(last));
+    expect(decisions.map((d) => d.lockId).sort()).toEqual(['a', 'b', 'c', 'd']);
   });
 
-  it('a claim the ledger cannot write fails that lock only', async () => {
-    const { ledger, gateway, deps } = setup([stale('a'), stale('b')]);
-    ledger.claimError = (id) => (id === 'a' ? new Error('throttled') : undefined);
-    const report = await sweep(run, deps);
-    expect(report.results[0]).toMatchObject({ lockId: 'a', outcome: 'failed', error: { kind: 'retryable' } });
-    expect(report.results[0]?.error?.message).toMatch(/could not claim.*throttled/);
-    expect(report.results[1]).toMatchObject({ lockId: 'b', outcome: 'released' });
-    expect(gateway.calls.map((c) => c.lockId)).toEqual(['b']);
+  it('closes need only the safety margin and one ledger write of time; with less they wait for the next run', async () => {
+    const expired = () =>
+      ledgerItem({ lockId: 'x', status: 'RELEASE_FAILED', heartbeatAt: NOW - 99 * MINUTE });
+    const enough = setup([expired()], new FakeGateway(), () => 1500);
+    expect((await sweep(run, enough.deps)).summary.closedExpired).toBe(1);
+
+    const short = setup([expired()], new FakeGateway(), () => 1499);
+    const report = await sweep(run, short.deps);
+    expect(report.summary).toMatchObject({ closedExpired: 0, failed: 1 });
+    expect(report.results[0]).toMatchObject({
+      lockId: 'x',
+      error: { kind: 'deadline', message: /not closed/ },
+    });
+    expect(short.decisions).toEqual(report.results);
+    expect(short.memory.items.get('x')).toEqual(expired());
+  });
+});
+
+describe('sweep: dry run and limit', () => {
+  it('dry run: lists every candidate, claims, closes and releases nothing', async () => {
+    const items = [
+      stale('a'),
+      stale('b'),
+      held('c', MINUTE),
+      ledgerItem({ lockId: 'x', status: 'RELEASE_FAILED', heartbeatAt: NOW - 99 * MINUTE }),
+    ];
+    const { memory, ledger, gateway, deps, decisions } = setup(items);
+    const report = await sweep({ ...run, dryRun: true }, deps);
+    expect(report.summary).toMatchObject({
+      requested: 3,
+      wouldRelease: 2,
+      wouldClose: 1,
+      released: 0,
+      failed: 0,
+      skipped: 0,
+      closedExpired: 0,
+    });
+    expect(sorted(report.results)).toEqual([
+      { lockId: 'a', userId: 'user-1', outcome: 'wouldRelease', attempts: 0 },
+      { lockId: 'b', userId: 'user-1', outcome: 'wouldRelease', attempts: 0 },
+    ]);
+    expect(ids(report.candidates)).toEqual(['a', 'b', 'x']);
+    expect(report.candidates.find((c) => c.lockId === 'x')).toMatchObject({ action: 'close' });
+    expect(gateway.calls).toEqual([]);
+    expect(ledger.claims).toEqual([]);
+    expect(ledger.closes).toEqual([]);
+    expect(decisions).toEqual([]);
+    for (const item of items) expect(memory.items.get(item.lockId)).toEqual(item);
   });
 
-  it('limit caps the candidates of one run', async () => {
-    const { gateway, deps } = setup([stale('a'), stale('b'), stale('c')]);
+  it('limit caps the candidates of one run (fresh items do not count) and stops the reading there', async () => {
+    const clock = new FakeClock(NOW);
+    const memory = new MemoryLedger({ now: clock.now, pageSize: 1 });
+    for (let i = 0; i < 5; i += 1) memory.put(held(`fresh-${i}`, MINUTE));
+    for (let i = 0; i < 5; i += 1) memory.put(stale(`stale-${i}`));
+    // The order the ledger reads them in (shard by shard), one item a page.
+    const order: string[] = [];
+    for await (const page of memory.openItems()) order.push(...page.map((i) => i.lockId));
+    const secondStale = order.filter((id) => id.startsWith('stale-'))[1] as string;
+
+    const ledger = new ScriptedSweepLedger(memory);
+    const gateway = new FakeGateway();
+    const deps = {
+      ledger,
+      engine: { gateway, clock, random: seededRandom(2), remainingMs: () => 300_000 },
+      options,
+    };
     const report = await sweep({ ...run, limit: 2 }, deps);
     expect(report.summary.requested).toBe(2);
+    expect(report.candidates.every((c) => c.lockId.startsWith('stale-'))).toBe(true);
     expect(gateway.calls).toHaveLength(2);
+    // It read up to the page that held the second candidate, not beyond.
+    expect(ledger.pagesRead).toBe(order.indexOf(secondStale) + 1);
   });
 
   it('every candidate is accounted for exactly once', async () => {
-    const items = Array.from({ length: 40 }, (_, i) => stale(`l-${i}`));
+    const items = [
+      ...Array.from({ length: 40 }, (_, i) => stale(`l-${i}`)),
+      ...Array.from({ length: 5 }, (_, i) =>
+        ledgerItem({ lockId: `x-${i}`, status: 'RELEASE_FAILED', heartbeatAt: NOW - 99 * MINUTE }),
+      ),
+    ];
     const gateway = new FakeGateway((lock) =>
       Number(lock.lockId.slice(2)) % 3 === 0
         ? { ok: false, error: { kind: 'permanent', message: 'no' } }
         : { ok: true, outcome: Number(lock.lockId.slice(2)) % 3 === 1 ? 'released' : 'alreadyReleased' },
     );
-    const { ledger, deps } = setup(items, gateway);
-    ledger.afterFind = () => ['l-1', 'l-2', 'l-5'].forEach((id) => ledger.heartbeat(id));
-    const { summary, results } = await sweep(run, deps);
-    expect(summary.released + summary.alreadyReleased + summary.failed + summary.skipped).toBe(
-      summary.requested,
-    );
-    expect(results.length + summary.skipped).toBe(40);
-    expect(summary.skipped).toBe(3);
-  });
-});
-
-describe('parseSweepEvent', () => {
-  const defaults = { staleAfterSeconds: 900, limit: 500 };
-
-  it('takes the defaults from a scheduled event, {}, or nothing at all', () => {
-    const scheduled = {
-      version: '0',
-      id: '89d1a02d-5ec7-412e-82f5-13505f849b41',
-      'detail-type': 'Scheduled Event',
-      source: 'aws.events',
-      time: '2025-01-01T00:00:00Z',
-      resources: ['arn:aws:events:eu-west-1:123456789012:rule/sweep'],
-      detail: {},
+    const { memory, ledger, deps, decisions, closed } = setup(items, gateway);
+    ledger.afterRead = async () => {
+      for (const id of ['l-1', 'l-2', 'l-5']) await memory.recordHeartbeat(id, undefined, 120);
     };
-    const expected = { dryRun: false, staleAfterSeconds: 900, limit: 500 };
-    expect(parseSweepEvent(scheduled, defaults)).toEqual(expected);
-    expect(parseSweepEvent({}, defaults)).toEqual(expected);
-    expect(parseSweepEvent(undefined, defaults)).toEqual(expected);
-    expect(parseSweepEvent(null, defaults)).toEqual(expected);
-  });
-
-  it('reads dryRun, staleAfterSeconds and limit of a direct invoke and ignores other fields', () => {
+    const { summary, results, candidates } = await sweep(run, deps);
+    expect(summary.requested).toBe(45);
     expect(
-      parseSweepEvent({ dryRun: true, staleAfterSeconds: 1200, limit: 50, other: 'x' }, defaults),
-    ).toEqual({
-      dryRun: true,
-      staleAfterSeconds: 1200,
-      limit: 50,
-    });
-    expect(parseSweepEvent({ limit: MAX_SWEEP_LIMIT }, defaults).limit).toBe(MAX_SWEEP_LIMIT);
-  });
-
-  it('refuses wrong types and ranges, naming every problem', () => {
-    const fail = (event: unknown) => {
-      try {
-        parseSweepEvent(event, defaults);
-      } catch (error) {
-        expect(error).toBeInstanceOf(SweepEventError);
-        return (error as SweepEventError).problems;
-      }
-      throw new Error('expected a SweepEventError');
-    };
-    expect(fail({ dryRun: 'true', staleAfterSeconds: '900', limit: 0 })).toEqual([
-      'dryRun must be true or false, got "true"',
-      'staleAfterSeconds must be a whole number from 60 to 604800, got "900"',
-      'limit must be a whole number from 1 to 10000, got 0',
-    ]);
-    expect(fail({ limit: MAX_SWEEP_LIMIT + 1 })).toHaveLength(1);
-    expect(fail({ staleAfterSeconds: 1.5 })).toHaveLength(1);
-    expect(fail({ staleAfterSeconds: 30 })).toHaveLength(1);
-    expect(fail([])).toEqual(['the event must be a JSON object, got an array']);
-    expect(fail('{"dryRun":true}')).toEqual(['the event must be a JSON object, got string']);
+      summary.released + summary.alreadyReleased + summary.failed + summary.skipped + summary.closedExpired,
+    ).toBe(45);
+    expect(summary).toMatchObject({ skipped: 3, closedExpired: 5 });
+    expect(results.length + summary.skipped + summary.closedExpired).toBe(45);
+    expect(
+      new Set([
+        ...results.map((r) => r.lockId),
+        ...candidates.filter((c) => c.skipped || c.closed).map((c) => c.lockId),
+      ]).size,
+    ).toBe(45);
+    expect(decisions.length + closed.length).toBe(results.length + summary.closedExpired);
   });
 });

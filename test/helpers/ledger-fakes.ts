@@ -94,6 +94,8 @@ export class ScriptedSweepLedger implements SweepLedger {
   pagesRead = 0;
   /** Runs after each page was read, before the sweep sees it. */
   afterPage?: (page: LedgerItem[]) => Promise<void> | void;
+  /** Runs once the whole open set was read, before the sweep acts on it (a holder heart-beating meanwhile…). */
+  afterRead?: () => Promise<void> | void;
   /** Runs before each claim; when it returns an error, claim() rejects with it. */
   beforeClaim?: (item: LedgerItem) => Promise<Error | undefined> | Error | undefined;
   /** Runs before each close; when it returns an error, closeExpired() rejects with it. */
@@ -107,6 +109,7 @@ export class ScriptedSweepLedger implements SweepLedger {
       await this.afterPage?.(page);
       yield page;
     }
+    await this.afterRead?.();
   }
 
   async claim(item: LedgerItem, leaseSeconds: number): Promise<LedgerItem | undefined> {
