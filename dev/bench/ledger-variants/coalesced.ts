@@ -20,7 +20,7 @@ const BATCH = 25;
 export class DynamoLedger extends Ledger {
   private readonly batchClient: DynamoDBClient;
   private readonly batchTable: string;
-  private queue: Array<{ result: LockResult; done: (error?: unknown) => void }> = [];
+  private queue: Array<{ result: LockResult; done: (error?: Error) => void }> = [];
   private scheduled = false;
 
   constructor(options: DynamoLedgerOptions) {
@@ -72,7 +72,7 @@ export class DynamoLedger extends Ledger {
         }
         for (const b of batch) b.done();
       } catch (error) {
-        for (const b of batch) b.done(error);
+        for (const b of batch) b.done(error instanceof Error ? error : new Error(String(error)));
       }
     }
   }
