@@ -11,7 +11,7 @@
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { parseSecret } from '../config';
+import { parseSecret } from '../koodrive/secret';
 import { ConfigError, LockLostError, ReleaserError } from '../core/errors';
 import {
   DEFAULT_CLOCK_SKEW_SECONDS,

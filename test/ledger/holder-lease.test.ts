@@ -19,6 +19,8 @@ import {
   type LockHolderOptions,
 } from '../../src/ledger/holder';
 import { ConfigError } from '../../src/core/errors';
+import { judge } from '../../src/core/lease';
+import { MemoryLedger } from '../../dev/memory-ledger';
 
 const NOW = Date.UTC(2025, 0, 1);
 
@@ -581,5 +583,49 @@ describe('configuration', () => {
     expect(() => new LockHolder({ ledger, settings: { endpoint: 'http://example.com' } })).toThrow(
       /endpoint must be https/,
     );
+  });
+});
+
+describe('with MemoryLedger and the sweep’s own verdict', () => {
+  // The sweep's rule (lease.ts judge) with its clock up to the skew allowance ahead of the holder's.
+  const policy = { staleAfterSeconds: 900, clockSkewSeconds: 2 };
+
+  it('while assertHeld passes, the sweep never finds the item stale, whatever the pauses', async () => {
+    const memory = new MemoryLedger({ now: () => clock.now() });
+    const holder = makeHolder({ ledger: memory });
+    const { lease, finish, result } = await start(holder);
+    let held = 0;
+    // Steps of mixed length, some of them pauses in which no timer runs.
+    const steps = [900, 4000, 9000, 12_000, 700, 26_000, 3000, 15_000, 27_000, 5000];
+    for (const [i, ms] of steps.entries()) {
+      if (i % 3 === 2) clock.pause(ms);
+      else await clock.advance(ms);
+      let ok = true;
+      try {
+        lease.assertHeld();
+      } catch {
+        ok = false;
+      }
+      if (!ok) break;
+      held += 1;
+      const item = (await memory.get('lock-1'))!;
+      expect(judge(item, clock.now() + policy.clockSkewSeconds * 1000, policy)).toEqual({ action: 'leave' });
+    }
+    expect(held).toBeGreaterThan(3);
+    finish.resolve('ok');
+    await result;
+  });
+
+  it('a sweep’s claim ends the lease at the next heartbeat; the item stays the sweep’s', async () => {
+    const memory = new MemoryLedger({ now: () => clock.now() });
+    const { lease, finish, result } = await start(makeHolder({ ledger: memory }));
+    const read = (await memory.get('lock-1'))!;
+    expect(await memory.claim(read, 60)).toBeDefined();
+    await clock.advance(10_000);
+    expect(expectLost(lease).status).toBe('RELEASING');
+    finish.resolve('ok');
+    await result;
+    expect((await memory.get('lock-1'))?.status).toBe('RELEASING');
+    expect(log.filter((line) => line.includes('koodrive'))).toEqual(['0 koodrive create user-1 100']);
   });
 });

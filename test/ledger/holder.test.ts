@@ -3,6 +3,8 @@
  * dynalite through DynamoLedger, the secret from the local Secrets Manager endpoint. What KooDrive did is read
  * from the emulator's own records, never from the client's answers.
  */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   applyEnv,
@@ -15,7 +17,7 @@ import { LockLostError, ReleaserError } from '../../src/core/errors';
 import { systemClock, type LockRef } from '../../src/core/model';
 import { KooDriveClient } from '../../src/koodrive/client';
 import type { SettingsSource } from '../../src/koodrive/settings';
-import { parseSecret } from '../../src/config';
+import { parseSecret } from '../../src/koodrive/secret';
 import {
   AcquireAbortedError,
   DynamoLedger,
@@ -327,5 +329,56 @@ describe('built from tableName and secretId, the SDK clients from the environmen
     const lockId = await holder.hold(USER, '102', (lease) => lease.lockId);
     expect(stack.koodrive.lock(lockId)?.releasedAt).toBeDefined();
     expect(await ledger.get(lockId)).toMatchObject({ status: 'RELEASED' });
+  });
+
+  it('sends only the requests the workers’ managed policy allows (serverless.yml HolderPolicy)', async () => {
+    // Every AWS operation name, recorded by the SDK clients themselves.
+    const sent = new Set<string>();
+    const record = (client: DynamoDBClient | SecretsManagerClient) =>
+      client.middlewareStack.add(
+        (next, context) => (args) => {
+          sent.add(String(context.commandName));
+          return next(args);
+        },
+        { step: 'initialize' },
+      );
+    const clientOptions = {
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    };
+    const dynamodb = new DynamoDBClient({ ...clientOptions, endpoint: stack.dynamo!.endpoint });
+    const secretsManager = new SecretsManagerClient({
+      ...clientOptions,
+      endpoint: stack.env.AWS_ENDPOINT_URL_SECRETS_MANAGER,
+    });
+    record(dynamodb);
+    record(secretsManager);
+    const holder = new LockHolder({
+      tableName: stack.dynamo!.tableName,
+      secretId: LOCAL_SECRET_NAME,
+      dynamodb,
+      secretsManager,
+      name: 'worker-17',
+      leaseSeconds: 5,
+      heartbeatSeconds: 0.3,
+      clockSkewSeconds: 0,
+    });
+    // Acquire, heartbeats, release; a lost lease (the refused heartbeat reads the item); a failed release.
+    await holder.hold(USER, '100', () => new Promise((resolve) => setTimeout(resolve, 700)));
+    await holder.hold(USER, '101', async (lease) => {
+      await ledger.record({ lockId: lease.lockId, userId: USER, outcome: 'released', attempts: 1 });
+      await new Promise((resolve) => lease.signal.addEventListener('abort', resolve));
+    });
+    stack.koodrive.fault({ match: (r) => r.method === 'DELETE', action: { type: 'status', status: 400 } });
+    await holder.hold(USER, '102', () => 1);
+    await holder.release({ lockId: 'never-held', userId: USER }).catch(() => undefined);
+    dynamodb.destroy();
+    secretsManager.destroy();
+    expect([...sent].sort()).toEqual([
+      'GetItemCommand',
+      'GetSecretValueCommand',
+      'PutItemCommand',
+      'UpdateItemCommand',
+    ]);
   });
 });
