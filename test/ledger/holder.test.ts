@@ -334,14 +334,6 @@ describe('built from tableName and secretId, the SDK clients from the environmen
   it('sends only the requests the workers’ managed policy allows (serverless.yml HolderPolicy)', async () => {
     // Every AWS operation name, recorded by the SDK clients themselves.
     const sent = new Set<string>();
-    const record = (client: DynamoDBClient | SecretsManagerClient) =>
-      client.middlewareStack.add(
-        (next, context) => (args) => {
-          sent.add(String(context.commandName));
-          return next(args);
-        },
-        { step: 'initialize' },
-      );
     const clientOptions = {
       region: 'us-east-1',
       credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
@@ -351,8 +343,20 @@ describe('built from tableName and secretId, the SDK clients from the environmen
       ...clientOptions,
       endpoint: stack.env.AWS_ENDPOINT_URL_SECRETS_MANAGER,
     });
-    record(dynamodb);
-    record(secretsManager);
+    dynamodb.middlewareStack.add(
+      (next, context) => (args) => {
+        sent.add(String(context.commandName));
+        return next(args);
+      },
+      { step: 'initialize' },
+    );
+    secretsManager.middlewareStack.add(
+      (next, context) => (args) => {
+        sent.add(String(context.commandName));
+        return next(args);
+      },
+      { step: 'initialize' },
+    );
     const holder = new LockHolder({
       tableName: stack.dynamo!.tableName,
       secretId: LOCAL_SECRET_NAME,
