@@ -16,6 +16,8 @@ import {
   startLocalStack,
   type LocalStack,
 } from '../../dev/stack';
+import type { SQSBatchResponse } from 'aws-lambda';
+import type { RecordedRequest } from '../../dev/koodrive-emulator';
 import type { ReleaseReport } from '../../src/core/model';
 import { DynamoLedger } from '../../src/ledger/ledger';
 import { handler as release } from '../../src/handlers/release';
@@ -160,38 +162,86 @@ function sqs(lockIds: string[]): unknown {
   };
 }
 
+interface Run {
+  /** What the run wrote. */
+  logged: string;
+  /** What the handler answered (undefined when it threw). */
+  answer: unknown;
+  /** What the handler threw (undefined when it answered). */
+  error: unknown;
+  /** The KooDrive requests the emulator recorded during the run. */
+  requests: RecordedRequest[];
+}
+
 /** Runs `fn`, keeps its answer or error with the output, and checks the lot. */
-async function runAndCheck(fn: () => Promise<unknown>, expectLines = true): Promise<string> {
-  let answer: string;
+async function runAndCheck(fn: () => Promise<unknown>, expectLines = true): Promise<Run> {
+  const requestsBefore = stack.koodrive.requests.length;
+  let answer: unknown;
+  let error: unknown;
+  let text: string;
   try {
-    answer = JSON.stringify(await fn());
-  } catch (error) {
-    answer = describeError(error);
+    answer = await fn();
+    text = JSON.stringify(answer);
+  } catch (e) {
+    error = e;
+    text = describeError(e);
   }
   const logged = output.join('\n');
-  const text = `${logged}\n${answer}`;
+  const all = `${logged}\n${text}`;
   if (expectLines) expect(output.length, 'the run wrote log lines (the capture works)').toBeGreaterThan(0);
-  for (const secret of FORBIDDEN) expect(text.includes(secret), `"${secret}" leaked`).toBe(false);
+  for (const secret of FORBIDDEN) expect(all.includes(secret), `"${secret}" leaked`).toBe(false);
   for (const value of signed.values)
-    expect(text.includes(value), `a computed signature leaked: ${value}`).toBe(false);
-  for (const shape of AUTHORIZATION_SHAPES) expect(text, 'an Authorization value leaked').not.toMatch(shape);
+    expect(all.includes(value), `a computed signature leaked: ${value}`).toBe(false);
+  for (const shape of AUTHORIZATION_SHAPES) expect(all, 'an Authorization value leaked').not.toMatch(shape);
   if (process.env.SHOW_LOGS) appendFileSync(process.env.SHOW_LOGS, `${logged}\n`);
-  return logged;
+  return { logged, answer, error, requests: stack.koodrive.requests.slice(requestsBefore) };
+}
+
+/** The failed results' error kinds of a direct-invoke report. */
+function failedKinds(answer: unknown): string[] {
+  return (answer as ReleaseReport).results.flatMap((r) =>
+    r.outcome === 'failed' ? [r.error?.kind ?? '?'] : [],
+  );
+}
+
+/** The message IDs an SQS answer lists as failed. */
+function failedRecords(answer: unknown): string[] {
+  return (answer as SQSBatchResponse).batchItemFailures.map((f) => f.itemIdentifier);
+}
+
+/** [status, fault type] of each request the emulator recorded. */
+function seen(run: Run): [number, string | undefined][] {
+  return run.requests.map((r) => [r.status, r.fault]);
 }
 
 describe('no secret, token, signature or Authorization value in any log line or answer', () => {
   it('success: direct and SQS, app authentication', async () => {
     const [a, b] = held(2) as [string, string];
-    const text = await runAndCheck(() => release({ lockIds: [a] }, lambdaContext('release')));
-    await runAndCheck(() => release(sqs([b]), lambdaContext('release')));
-    expect(text, 'the log names the lock it released').toContain(a);
+    const direct = await runAndCheck(() => release({ lockIds: [a] }, lambdaContext('release')));
+    const batch = await runAndCheck(() => release(sqs([b]), lambdaContext('release')));
+    expect(direct.logged, 'the log names the lock it released').toContain(a);
+    expect((direct.answer as ReleaseReport).summary.released).toBe(1);
+    expect(batch.answer).toEqual({ batchItemFailures: [] });
+    expect([...direct.requests, ...batch.requests].map((r) => [r.status, r.authOk])).toEqual([
+      [200, true],
+      [200, true],
+    ]);
+    expect(stack.koodrive.isHeld(a) || stack.koodrive.isHeld(b)).toBe(false);
     expect(signed.values.size).toBeGreaterThan(0);
   });
 
   it('auth: KooDrive rejects the credentials (wrong secret, one re-read)', async () => {
     useSecret({ appId: APP_ID, appSecret: WRONG_APP_SECRET });
-    const text = await runAndCheck(() => release({ lockIds: held(3) }, lambdaContext('release')));
-    expect(text).toMatch(/auth/);
+    const lockIds = held(3);
+    const run = await runAndCheck(() => release({ lockIds }, lambdaContext('release')));
+    expect(failedKinds(run.answer)).toEqual(['auth', 'auth', 'auth']);
+    expect(run.requests.length).toBeGreaterThan(0);
+    expect(
+      run.requests.every((r) => r.status === 401 && !r.authOk),
+      'the emulator refused the signature',
+    ).toBe(true);
+    for (const id of lockIds) expect(stack.koodrive.isHeld(id)).toBe(true);
+    expect(run.logged).toMatch(/auth/);
   });
 
   it('auth: a gateway 401 on a good secret', async () => {
@@ -202,40 +252,71 @@ describe('no secret, token, signature or Authorization value in any log line or 
         body: { error_code: 'APIGW.0301', error_msg: `echo ${APP_SECRET}` },
       },
     });
-    await runAndCheck(() => release(sqs(held(2)), lambdaContext('release')));
+    const run = await runAndCheck(() => release(sqs(held(2)), lambdaContext('release')));
+    expect(failedRecords(run.answer)).toEqual(['log-0', 'log-1']);
+    expect(seen(run).length).toBeGreaterThan(0);
+    expect(seen(run).every(([status, fault]) => status === 401 && fault === 'status')).toBe(true);
   });
 
   it('retryable: 503 and 429 until the attempts run out, and a dropped connection', async () => {
     stack.koodrive.fault({ times: 2, action: { type: 'status', status: 503 } });
     stack.koodrive.fault({ times: 2, action: { type: 'throttle', retryAfterSeconds: 0 } });
     stack.koodrive.fault({ times: 1, action: { type: 'drop' } });
-    await runAndCheck(() => release({ lockIds: held(3) }, lambdaContext('release')));
+    const run = await runAndCheck(() => release({ lockIds: held(3) }, lambdaContext('release')));
+    const faults = seen(run).filter(([, fault]) => fault !== undefined);
+    expect(faults.sort()).toEqual([
+      [0, 'drop'],
+      [429, 'throttle'],
+      [429, 'throttle'],
+      [503, 'status'],
+      [503, 'status'],
+    ]);
+    expect(failedKinds(run.answer).length, 'some lock ran out of attempts').toBeGreaterThan(0);
+    expect(failedKinds(run.answer).every((kind) => kind === 'retryable')).toBe(true);
   });
 
   it('permanent: a 4xx KooDrive answer', async () => {
     stack.koodrive.fault({ action: { type: 'status', status: 400, body: { code: 13000102, msg: 'bad' } } });
-    await runAndCheck(() => release({ lockIds: held(2) }, lambdaContext('release')));
+    const run = await runAndCheck(() => release({ lockIds: held(2) }, lambdaContext('release')));
+    expect(failedKinds(run.answer)).toEqual(['permanent', 'permanent']);
+    expect(seen(run)).toEqual([
+      [400, 'status'],
+      [400, 'status'],
+    ]);
   });
 
   it('deadline: answers slower than the timeout, and too little time left', async () => {
     stack.koodrive.setLatency(400);
-    await runAndCheck(() => release({ lockIds: held(4) }, lambdaContext('release', 1800)));
+    const slow = await runAndCheck(() => release({ lockIds: held(2) }, lambdaContext('release')));
+    const report = slow.answer as ReleaseReport;
+    expect(report.summary.released, 'no answer came within the 300 ms timeout').toBe(0);
+    expect(report.results.map((r) => [r.error?.kind, r.error?.message])).toEqual([
+      ['retryable', 'timed out after 300 ms'],
+      ['retryable', 'timed out after 300 ms'],
+    ]);
+    const late = await runAndCheck(() => release({ lockIds: held(2) }, lambdaContext('release', 1800)));
+    expect(failedKinds(late.answer)).toEqual(['deadline', 'deadline']);
+    expect((late.answer as ReleaseReport).results.map((r) => r.attempts)).toEqual([0, 0]);
   });
 
   it('invalid input: CR/LF, NUL and non-ASCII IDs, not-JSON SQS bodies, a refused payload', async () => {
-    await runAndCheck(() =>
+    const ids = await runAndCheck(() =>
       release(
         { locks: [{ lockId: 'a\r\nAuthorization: x' }, { lockId: 'b\0' }, { lockId: 'ü' }] },
         lambdaContext('release'),
       ),
     );
-    await runAndCheck(() =>
+    expect(failedKinds(ids.answer)).toEqual(['invalid-input', 'invalid-input', 'invalid-input']);
+    const notJson = await runAndCheck(() =>
       release(
         { Records: [{ ...(sqs(['x']) as { Records: object[] }).Records[0], body: 'not json' }] },
         lambdaContext('release'),
       ),
     );
-    await runAndCheck(() => release({ lockIds: 'nope' }, lambdaContext('release')));
+    expect(failedRecords(notJson.answer)).toEqual(['log-0']);
+    const refused = await runAndCheck(() => release({ lockIds: 'nope' }, lambdaContext('release')));
+    expect((refused.answer as ReleaseReport).error?.kind).toBe('invalid-input');
+    expect([...ids.requests, ...notJson.requests, ...refused.requests]).toEqual([]);
   });
 
   it('with event logging on, a 10,000-level nested event still gets its answer', async () => {
@@ -244,46 +325,65 @@ describe('no secret, token, signature or Authorization value in any log line or 
     // Not through runAndCheck, which turns a throw into text: here the handler must answer.
     const report = (await release({ lockIds: [deep] }, lambdaContext('release'))) as ReleaseReport;
     expect(report.results[0]?.error?.kind).toBe('invalid-input');
-    const text = await runAndCheck(() => Promise.resolve(report));
-    expect(text).toMatch(/release summary/);
+    const run = await runAndCheck(() => Promise.resolve(report));
+    expect(run.logged).toMatch(/release summary/);
   });
 
   it('configuration: a missing secret', async () => {
     process.env.KOODRIVE_SECRET_ID = 'no-such-secret';
-    const text = await runAndCheck(() => release({ lockIds: held(1) }, lambdaContext('release')), false);
-    expect(text).toMatch(/no-such-secret/);
+    const run = await runAndCheck(() => release({ lockIds: held(1) }, lambdaContext('release')), false);
+    expect((run.error as Error).message).toMatch(
+      /^secret no-such-secret could not be read: ResourceNotFoundException/,
+    );
+    expect(run.requests).toEqual([]);
   });
 
   it.each([
     [
       'an http:// endpoint',
       { endpoint: 'http://koodrive.example.com', appId: APP_ID, appSecret: APP_SECRET },
+      'endpoint must be https://',
     ],
-    ['appId without appSecret… and a token', { appSecret: APP_SECRET, accessToken: TOKEN }],
-    ['a secret with a line break', { appId: APP_ID, appSecret: `${APP_SECRET}\r\n` }],
-    ['a token of the wrong type', { accessToken: [TOKEN] }],
-  ])('configuration: an invalid secret (%s)', async (_name, fields) => {
+    [
+      'appId without appSecret… and a token',
+      { appSecret: APP_SECRET, accessToken: TOKEN },
+      'appId and appSecret go together',
+    ],
+    [
+      'a secret with a line break',
+      { appId: APP_ID, appSecret: `${APP_SECRET}\r\n` },
+      'appSecret has characters',
+    ],
+    ['a token of the wrong type', { accessToken: [TOKEN] }, 'accessToken:'],
+  ])('configuration: an invalid secret (%s)', async (_name, fields, problem) => {
     const { appId: _a, appSecret: _s, ...rest } = stack.secret;
     stack.secrets.putSecret(LOCAL_SECRET_NAME, { ...rest, ...fields });
-    const text = await runAndCheck(() => release({ lockIds: held(1) }, lambdaContext('release')), false);
-    expect(text).toMatch(/is not usable/);
+    const run = await runAndCheck(() => release({ lockIds: held(1) }, lambdaContext('release')), false);
+    expect((run.error as Error).message).toMatch(/is not usable/);
+    expect((run.error as Error).message).toContain(problem);
+    expect(run.requests).toEqual([]);
   });
 
   it('configuration: a SecretString that is not JSON', async () => {
     stack.secrets.putSecret(LOCAL_SECRET_NAME, `{"appSecret": "${APP_SECRET}", oops`);
-    const text = await runAndCheck(() => release({ lockIds: held(1) }, lambdaContext('release')), false);
-    expect(text).toMatch(/SecretString is not JSON/);
+    const run = await runAndCheck(() => release({ lockIds: held(1) }, lambdaContext('release')), false);
+    expect((run.error as Error).message).toMatch(/SecretString is not JSON/);
+    expect(run.requests).toEqual([]);
   });
 
   it('token mode: success, then a revoked token', async () => {
     useSecret({ accessToken: TOKEN });
     const ok = held(1);
-    const text = await runAndCheck(() => release({ lockIds: ok }, lambdaContext('release')));
-    expect(text).toContain(ok[0]);
+    const good = await runAndCheck(() => release({ lockIds: ok }, lambdaContext('release')));
+    expect(good.logged).toContain(ok[0]);
     expect(stack.koodrive.isHeld(ok[0] as string)).toBe(false);
+    expect(good.requests.map((r) => [r.status, r.authOk])).toEqual([[200, true]]);
     resetApp();
     useSecret({ accessToken: WRONG_TOKEN });
-    await runAndCheck(() => release(sqs(held(2)), lambdaContext('release')));
+    const revoked = await runAndCheck(() => release(sqs(held(2)), lambdaContext('release')));
+    expect(failedRecords(revoked.answer)).toEqual(['log-0', 'log-1']);
+    expect(revoked.requests.length).toBeGreaterThan(0);
+    expect(revoked.requests.every((r) => r.status === 401 && !r.authOk)).toBe(true);
   });
 
   it('the sweep: a stale lock released, with the ledger', async () => {
@@ -294,8 +394,8 @@ describe('no secret, token, signature or Authorization value in any log line or 
       now: () => Date.now() - 30 * 60_000,
     });
     await past.recordAcquired({ lockId, userId: LOCAL_USER_ID, moduleCode: '102', holder: 'w' });
-    const text = await runAndCheck(() => sweep({}, lambdaContext('sweep')));
+    const run = await runAndCheck(() => sweep({}, lambdaContext('sweep')));
     expect(stack.koodrive.isHeld(lockId)).toBe(false);
-    expect(text).toContain(lockId);
+    expect(run.logged).toContain(lockId);
   });
 });
