@@ -1,18 +1,30 @@
+/**
+ * What only DynamoLedger has (the shared behaviour is in ledger.contract.test.ts): the table definition, the
+ * requests each operation costs, capacity accounting, the index read's paging and retries, the item codec.
+ */
 import { readFileSync } from 'node:fs';
-import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { LEDGER_TABLE_FILE, ledgerTableInput, startDynalite, type LocalDynamo } from '../../dev/dynalite';
-import type { LockResult } from '../../src/core/model';
+import type { Server } from 'node:http';
+import { createRequire } from 'node:module';
 import {
-  DynamoLedger,
-  LedgerConflictError,
-  LockExistsError,
-  LockLostError,
-  LockNotFoundError,
-  RELEASED_RETENTION_SECONDS,
-  type LedgerItem,
-} from '../../src/ledger';
-import { ledgerItem, manyItems, MINUTE, NOW, seedItems } from '../helpers/ledger-fakes';
+  BatchGetItemCommand,
+  CreateTableCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  QueryCommand,
+  type AttributeValue,
+} from '@aws-sdk/client-dynamodb';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  LEDGER_TABLE_FILE,
+  ledgerTableInput,
+  startDynalite,
+  waitUntilActive,
+  type LocalDynamo,
+} from '../../dev/dynalite';
+import { listenOnLoopback } from '../../dev/loopback';
+import type { LockResult } from '../../src/core/model';
+import { DynamoLedger, fromItem, OPEN_LOCKS_INDEX, toItem, type LedgerItem } from '../../src/ledger/ledger';
+import { ledgerItem, manyItems, MINUTE, NOW, rawItem, seedItems } from '../helpers/ledger-fakes';
 
 let dynamo: LocalDynamo;
 let now: number;
@@ -33,43 +45,78 @@ beforeEach(() => {
 
 /** A lock ID unique to this test, so the tests share one table without seeing each other's items. */
 const id = (name: string) => `t${run}-${name}`;
-const seed = (items: LedgerItem[]) => seedItems(dynamo.client, dynamo.tableName, items);
-const released = (lockId: string, extra: Partial<LockResult> = {}): LockResult => ({
-  lockId,
-  userId: 'user-1',
-  outcome: 'released',
-  attempts: 1,
-  ...extra,
-});
-const failed = (lockId: string, attempts = 4, message = 'unavailable'): LockResult => ({
+const failed = (lockId: string): LockResult => ({
   lockId,
   userId: 'user-1',
   outcome: 'failed',
-  attempts,
-  error: { kind: 'retryable', httpStatus: 503, message },
+  attempts: 1,
+  error: { kind: 'retryable', message: 'x' },
 });
 
 describe('the local table', () => {
-  it('is created from resources/ledger-table.yml: key lockId, index byStatus on status + heartbeatAt', async () => {
+  it('is created from resources/ledger-table.yml: key lockId, the sparse keys-only index openLocks', async () => {
     const { Table } = await dynamo.client.send(new DescribeTableCommand({ TableName: dynamo.tableName }));
     expect(Table?.KeySchema).toEqual([{ AttributeName: 'lockId', KeyType: 'HASH' }]);
     expect(Table?.BillingModeSummary?.BillingMode).toBe('PAY_PER_REQUEST');
+    expect(Table?.AttributeDefinitions).toEqual([
+      { AttributeName: 'lockId', AttributeType: 'S' },
+      { AttributeName: 'sweepShard', AttributeType: 'S' },
+    ]);
     expect(Table?.GlobalSecondaryIndexes).toEqual([
       expect.objectContaining({
-        IndexName: 'byStatus',
+        IndexName: 'openLocks',
         KeySchema: [
-          { AttributeName: 'status', KeyType: 'HASH' },
-          { AttributeName: 'heartbeatAt', KeyType: 'RANGE' },
+          { AttributeName: 'sweepShard', KeyType: 'HASH' },
+          { AttributeName: 'lockId', KeyType: 'RANGE' },
         ],
-        Projection: { ProjectionType: 'ALL' },
+        Projection: { ProjectionType: 'KEYS_ONLY' },
       }),
     ]);
+    expect(OPEN_LOCKS_INDEX).toBe('openLocks');
   });
 
-  it('the definition asks for TTL on expiresAt and point-in-time recovery (left out locally only)', () => {
+  it('is ACTIVE, with its index, when startDynalite returns', async () => {
+    const local = await startDynalite();
+    try {
+      const { Table } = await local.client.send(new DescribeTableCommand({ TableName: local.tableName }));
+      expect(Table?.TableStatus).toBe('ACTIVE');
+      expect(Table?.GlobalSecondaryIndexes?.map((i) => i.IndexStatus)).toEqual(['ACTIVE']);
+    } finally {
+      await local.close();
+    }
+  });
+
+  it('waitUntilActive waits for a table that takes its time to be created', async () => {
+    const require = createRequire(import.meta.url);
+    const dynalite = require('dynalite') as (options: { createTableMs: number }) => Server;
+    const server = dynalite({ createTableMs: 300 });
+    const endpoint = await listenOnLoopback(server);
+    const client = new DynamoDBClient({
+      region: 'us-east-1',
+      endpoint,
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
+    try {
+      await client.send(new CreateTableCommand(ledgerTableInput('slow')));
+      const describe = () => client.send(new DescribeTableCommand({ TableName: 'slow' }));
+      expect((await describe()).Table?.TableStatus).toBe('CREATING');
+      const startedAt = Date.now();
+      await waitUntilActive(client, 'slow');
+      expect(Date.now() - startedAt).toBeGreaterThanOrEqual(200);
+      expect((await describe()).Table?.TableStatus).toBe('ACTIVE');
+      await expect(waitUntilActive(client, 'slow', 0)).resolves.toBeUndefined();
+    } finally {
+      client.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('the definition asks for TTL on expiresAt and point-in-time recovery (left out locally only), and has no byStatus', () => {
     const text = readFileSync(LEDGER_TABLE_FILE, 'utf8');
     expect(text).toMatch(/TimeToLiveSpecification:\n\s+AttributeName: expiresAt\n\s+Enabled: true/);
     expect(text).toMatch(/PointInTimeRecoverySpecification:\n\s+PointInTimeRecoveryEnabled: true/);
+    expect(text).toMatch(/BillingMode: PAY_PER_REQUEST/);
+    expect(text).not.toMatch(/byStatus/);
     expect(text).not.toMatch(/^[^#\n]*!\w+/m); // plain YAML: no CloudFormation tags
     expect(Object.keys(ledgerTableInput('x')).sort()).toEqual([
       'AttributeDefinitions',
@@ -81,228 +128,217 @@ describe('the local table', () => {
   });
 });
 
-describe('holder side', () => {
-  it('recordAcquired writes a HELD item at version 1, once', async () => {
-    const item = await ledger.recordAcquired({
-      lockId: id('a'),
-      userId: 'u',
-      moduleCode: '101',
-      holder: 'w-1',
-    });
-    expect(await ledger.get(id('a'))).toEqual({
-      lockId: id('a'),
-      userId: 'u',
-      moduleCode: '101',
-      holder: 'w-1',
-      status: 'HELD',
-      acquiredAt: NOW,
-      heartbeatAt: NOW,
-      releaseAttempts: 0,
-      version: 1,
-    });
-    expect(item.version).toBe(1);
-    await expect(
-      ledger.recordAcquired({ lockId: id('a'), userId: 'u', moduleCode: '101' }),
-    ).rejects.toBeInstanceOf(LockExistsError);
-  });
-
-  it('recordHeartbeat moves heartbeatAt and the version while HELD', async () => {
-    await ledger.recordAcquired({ lockId: id('a'), userId: 'u', moduleCode: '100', holder: 'w-1' });
-    now += MINUTE;
-    expect(await ledger.recordHeartbeat(id('a'), 'w-1')).toBe(NOW + MINUTE);
-    expect(await ledger.get(id('a'))).toMatchObject({
-      status: 'HELD',
-      heartbeatAt: NOW + MINUTE,
-      version: 2,
-    });
-  });
-
-  it('recordHeartbeat on a lock no longer HELD, gone, or held by another holder throws LockLostError', async () => {
-    await seed([
-      ledgerItem({ lockId: id('claimed'), status: 'RELEASING' }),
-      ledgerItem({ lockId: id('mine'), holder: 'w-1' }),
-    ]);
-    const lost = (promise: Promise<unknown>) =>
-      promise.then(
-        () => undefined,
-        (error: unknown) => error as LockLostError,
-      );
-
-    const claimed = await lost(ledger.recordHeartbeat(id('claimed')));
-    expect(claimed).toBeInstanceOf(LockLostError);
-    expect(claimed).toMatchObject({ status: 'RELEASING', lockId: id('claimed') });
-    expect(claimed?.message).toMatch(/status is RELEASING.*stop/);
-
-    expect(await lost(ledger.recordHeartbeat(id('nothing')))).toMatchObject({ status: undefined });
-    expect((await lost(ledger.recordHeartbeat(id('mine'), 'w-2')))?.message).toMatch(/held by w-1, not w-2/);
-    expect(await ledger.get(id('claimed'))).toMatchObject({ version: 1 });
-  });
-
-  it('recordReleased marks RELEASED with a 7-day TTL, is idempotent, and refuses an unknown lock', async () => {
-    await ledger.recordAcquired({ lockId: id('a'), userId: 'u', moduleCode: '100' });
-    now += MINUTE;
-    await ledger.recordReleased(id('a'));
-    const expected = {
-      status: 'RELEASED',
-      releasedAt: NOW + MINUTE,
-      expiresAt: Math.floor((NOW + MINUTE) / 1000) + RELEASED_RETENTION_SECONDS,
-      version: 2,
+describe('requests and capacity', () => {
+  it('each holder, outcome, claim and close write is one request of one write unit', async () => {
+    const count = async (write: () => Promise<unknown>) => {
+      const [requests, units] = [ledger.requests, ledger.writeUnits];
+      await write();
+      return [ledger.requests - requests, ledger.writeUnits - units];
     };
-    expect(await ledger.get(id('a'))).toMatchObject(expected);
+    expect(
+      await count(() =>
+        ledger.recordAcquired({ lockId: id('a'), userId: 'u', moduleCode: '1', leaseSeconds: 60 }),
+      ),
+    ).toEqual([1, 1]);
     now += MINUTE;
-    await ledger.recordReleased(id('a'));
-    expect(await ledger.get(id('a'))).toMatchObject(expected);
-    await expect(ledger.recordReleased(id('nothing'))).rejects.toBeInstanceOf(LockNotFoundError);
+    expect(await count(() => ledger.recordHeartbeat(id('a'), undefined, 60))).toEqual([1, 1]);
+    const read = (await ledger.get(id('a')))!;
+    const claimed = await ledger.claim(read, 120);
+    expect(claimed).toBeDefined();
+    expect(await count(() => ledger.claim(read, 120))).toEqual([1, 1]); // lost: still charged
+    expect(await count(() => ledger.claimRecorder([claimed!]).record(failed(id('a'))))).toEqual([1, 1]);
+    expect(await count(() => ledger.record(failed(id('b'))))).toEqual([1, 1]);
+    expect(await count(() => ledger.recordReleased(id('a')))).toEqual([1, 1]);
+    const c = ledgerItem({ lockId: id('c'), status: 'RELEASE_FAILED' });
+    await seedItems(dynamo.client, dynamo.tableName, [c]);
+    expect(await count(() => ledger.closeExpired(c))).toEqual([1, 1]);
+  });
+
+  it('a lost heartbeat costs the failed write and one consistent read (dynalite returns no item with the failure)', async () => {
+    await seedItems(dynamo.client, dynamo.tableName, [ledgerItem({ lockId: id('a'), status: 'RELEASING' })]);
+    const [requests, reads] = [ledger.requests, ledger.readUnits];
+    await expect(ledger.recordHeartbeat(id('a'), undefined, 60)).rejects.toThrow(/status is RELEASING/);
+    expect(ledger.requests - requests).toBe(2);
+    expect(ledger.readUnits - reads).toBe(1);
+  });
+
+  it('a new item gets the shard its random source picks', async () => {
+    const pick = (random: number) =>
+      new DynamoLedger({
+        tableName: dynamo.tableName,
+        client: dynamo.client,
+        now: () => now,
+        random: () => random,
+      });
+    await pick(0).recordAcquired({ lockId: id('low'), userId: 'u', moduleCode: '1', leaseSeconds: 60 });
+    await pick(0.999).recordAcquired({ lockId: id('high'), userId: 'u', moduleCode: '1', leaseSeconds: 60 });
+    expect((await rawItem(dynamo.client, dynamo.tableName, id('low')))?.sweepShard).toBe('0');
+    expect((await rawItem(dynamo.client, dynamo.tableName, id('high')))?.sweepShard).toBe('15');
   });
 });
 
-describe('record (the release path)', () => {
-  it('released: RELEASED, releasedAt, expiresAt = now + 7 days, attempts added, one request', async () => {
-    await seed([ledgerItem({ lockId: id('a'), version: 3, releaseAttempts: 2, status: 'RELEASE_FAILED' })]);
-    const before = ledger.requests;
-    await ledger.record(released(id('a'), { attempts: 2 }));
-    expect(ledger.requests - before).toBe(1);
-    const item = await ledger.get(id('a'));
-    expect(item).toMatchObject({ status: 'RELEASED', releasedAt: NOW, releaseAttempts: 4, version: 4 });
-    expect(item?.expiresAt).toBe(NOW / 1000 + 7 * 24 * 3600);
-  });
-
-  it('creates the item when absent', async () => {
-    await ledger.record({ ...released(id('new')), userId: 'u-9', outcome: 'alreadyReleased' });
-    expect(await ledger.get(id('new'))).toEqual({
-      lockId: id('new'),
-      userId: 'u-9',
-      status: 'RELEASED',
-      acquiredAt: NOW,
-      heartbeatAt: NOW,
-      releasedAt: NOW,
-      expiresAt: NOW / 1000 + RELEASED_RETENTION_SECONDS,
-      releaseAttempts: 1,
-      version: 1,
-    });
-    await ledger.record(failed(id('new-failed'), 3));
-    expect(await ledger.get(id('new-failed'))).toMatchObject({
-      status: 'RELEASE_FAILED',
-      userId: 'user-1',
-      heartbeatAt: NOW,
-      releaseAttempts: 3,
-      lastError: 'retryable: unavailable',
-      version: 1,
-    });
-  });
-
-  it('failed: RELEASE_FAILED with the attempts added and the error, the rest kept', async () => {
-    await seed([ledgerItem({ lockId: id('a'), releaseAttempts: 4, version: 5, holder: 'w-1' })]);
-    await ledger.record(failed(id('a'), 4, 'x'.repeat(2000)));
-    const item = await ledger.get(id('a'));
-    expect(item).toMatchObject({ status: 'RELEASE_FAILED', releaseAttempts: 8, version: 6, holder: 'w-1' });
-    expect(item?.heartbeatAt).toBe(NOW - MINUTE);
-    expect(item?.lastError).toHaveLength(500);
-    expect(item?.lastError?.startsWith('retryable: xxx')).toBe(true);
-  });
-
-  it('never turns a RELEASED item back into RELEASE_FAILED', async () => {
-    await ledger.record(released(id('a')));
-    now += MINUTE;
-    await ledger.record(failed(id('a')));
-    await ledger.record(released(id('a')));
-    expect(await ledger.get(id('a'))).toMatchObject({ status: 'RELEASED', releasedAt: NOW, version: 1 });
-  });
-
-  it('does not record invalid-input failures or dry runs', async () => {
-    await ledger.record({ ...failed(id('a')), error: { kind: 'invalid-input', message: 'bad' } });
-    await ledger.record({ ...released(id('b')), outcome: 'wouldRelease', attempts: 0 });
-    expect(await ledger.get(id('a'))).toBeUndefined();
-    expect(await ledger.get(id('b'))).toBeUndefined();
-  });
-});
-
-describe('sweep side', () => {
-  // Every test here uses its own table: findCandidates sees the whole index.
+describe('openItems on DynamoDB', () => {
   let local: LocalDynamo;
   beforeEach(async () => {
     local = await startDynalite();
-    ledger = new DynamoLedger({ tableName: local.tableName, client: local.client, now: () => now });
     return () => local.close();
   });
-  const seedLocal = (items: LedgerItem[]) => seedItems(local.client, local.tableName, items);
-  const staleBefore = NOW - 15 * MINUTE;
+  const localLedger = (pageSize?: number) =>
+    new DynamoLedger({
+      tableName: local.tableName,
+      client: local.client,
+      now: () => now,
+      ...(pageSize ? { pageSize } : {}),
+    });
 
-  it('finds stale HELD, stale RELEASING and every RELEASE_FAILED item, oldest first, and nothing else', async () => {
-    await seedLocal([
-      ledgerItem({ lockId: 'held-fresh', heartbeatAt: NOW - 14 * MINUTE }),
-      ledgerItem({ lockId: 'held-stale', heartbeatAt: NOW - 16 * MINUTE }),
-      ledgerItem({ lockId: 'held-older', heartbeatAt: NOW - 60 * MINUTE }),
-      ledgerItem({ lockId: 'releasing-live', status: 'RELEASING', heartbeatAt: NOW - MINUTE }),
-      ledgerItem({ lockId: 'releasing-dead', status: 'RELEASING', heartbeatAt: NOW - 20 * MINUTE }),
-      ledgerItem({ lockId: 'failed-now', status: 'RELEASE_FAILED', heartbeatAt: NOW }),
-      ledgerItem({ lockId: 'released', status: 'RELEASED', heartbeatAt: NOW - 99 * MINUTE }),
+  it('costs one Query per shard and index page, and one BatchGetItem per 100 keys', async () => {
+    // Shard "3" holds 250 open items, shard "7" 40, the others none; 30 final items are not in the index.
+    await seedItems(local.client, local.tableName, [
+      ...manyItems(250, 'a', (lockId) => ledgerItem({ lockId, sweepShard: '3' })),
+      ...manyItems(40, 'b', (lockId) => ledgerItem({ lockId, status: 'RELEASE_FAILED', sweepShard: '7' })),
+      ...manyItems(30, 'c', (lockId) => ledgerItem({ lockId, status: 'RELEASED' })),
     ]);
-    const { items, requests } = await ledger.findCandidates({ staleBefore, limit: 100 });
-    expect(items.map((i) => i.lockId)).toEqual(['held-older', 'held-stale', 'releasing-dead', 'failed-now']);
-    expect(requests).toBe(3);
-    expect(items[0]).toEqual(ledgerItem({ lockId: 'held-older', heartbeatAt: NOW - 60 * MINUTE }));
+    const reader = localLedger();
+    const pages: LedgerItem[][] = [];
+    for await (const page of reader.openItems()) pages.push(page);
+    expect(pages.flat()).toHaveLength(290);
+    // 16 Queries (each shard's keys fit one page) + ⌈250/100⌉ + ⌈40/100⌉ BatchGetItems.
+    expect(reader.requests).toBe(16 + 3 + 1);
+    expect(pages.map((p) => p.length).sort((a, b) => a - b)).toEqual([40, 50, 100, 100]);
+
+    const small = localLedger(100);
+    for await (const _ of small.openItems()) void _;
+    // Shard "3" now takes Query pages of 100, 100, 50; shard "7" one; each BatchGetItem follows a page.
+    expect(small.requests).toBe(16 + 2 + 3 + 1);
   });
 
-  it('pages through more than one page and stops at the limit', async () => {
-    await seedLocal([
-      ...manyItems(2600, 'stale', (lockId) => ledgerItem({ lockId, heartbeatAt: NOW - 20 * MINUTE })),
-      ...manyItems(50, 'failed', (lockId) => ledgerItem({ lockId, status: 'RELEASE_FAILED' })),
-      ...manyItems(300, 'fresh', (lockId) => ledgerItem({ lockId })),
-    ]);
-    const all = await ledger.findCandidates({ staleBefore, limit: 10_000 });
-    expect(all.items).toHaveLength(2650);
-    expect(new Set(all.items.map((i) => i.lockId)).size).toBe(2650);
-    expect(all.requests).toBe(3 + 1 + 1); // HELD: 1000 + 1000 + 600; RELEASING: empty; RELEASE_FAILED: 50
+  it('counts the read units DynamoDB reports: key-only index entries and eventually consistent reads', async () => {
+    await seedItems(
+      local.client,
+      local.tableName,
+      manyItems(200, 'a', (lockId) => ledgerItem({ lockId, sweepShard: '1' })),
+    );
+    const reader = localLedger();
+    for await (const _ of reader.openItems()) void _;
+    // dynalite charges a Query by the size of what it read (200 small keys: 1 unit at 4 KB per unit, halved for an
+    // eventually consistent read), a BatchGetItem ½ unit per item under 4 KB.
+    expect(reader.readUnits).toBeGreaterThanOrEqual(100);
+    expect(reader.readUnits).toBeLessThan(110);
+  });
+});
 
-    const capped = await ledger.findCandidates({ staleBefore, limit: 2000 });
-    expect(capped.items).toHaveLength(2000);
-    expect(capped.requests).toBe(2);
+describe('openItems paging and retries (a scripted client)', () => {
+  /** A client whose Query and BatchGetItem answers are scripted; it records the requests. */
+  function scripted(
+    shards: Record<string, string[]>,
+    unprocessedOnce: boolean,
+    failQuery?: string,
+  ): { client: DynamoDBClient; sent: string[] } {
+    const sent: string[] = [];
+    let held = unprocessedOnce;
+    const client = {
+      send: (command: unknown) => {
+        if (command instanceof QueryCommand) {
+          const shard = command.input.ExpressionAttributeValues?.[':shard']?.S ?? '';
+          sent.push(`Query ${shard}`);
+          if (shard === failQuery) return Promise.reject(new Error('throttled'));
+          const keys = (shards[shard] ?? []).map((lockId) => ({
+            lockId: { S: lockId },
+            sweepShard: { S: shard },
+          }));
+          return Promise.resolve({ Items: keys });
+        }
+        if (command instanceof BatchGetItemCommand) {
+          const keys = command.input.RequestItems?.t?.Keys ?? [];
+          sent.push(`BatchGetItem ${keys.length}`);
+          const served = held ? keys.slice(0, 1) : keys;
+          const unprocessed = held ? keys.slice(1) : [];
+          held = false;
+          const items = served.map((key) =>
+            toItem(ledgerItem({ lockId: (key.lockId as AttributeValue & { S: string }).S })),
+          );
+          return Promise.resolve({
+            Responses: { t: items },
+            ...(unprocessed.length > 0 ? { UnprocessedKeys: { t: { Keys: unprocessed } } } : {}),
+          });
+        }
+        return Promise.reject(new Error('unexpected command'));
+      },
+    } as unknown as DynamoDBClient;
+    return { client, sent };
+  }
 
-    const small = new DynamoLedger({ tableName: local.tableName, client: local.client, pageSize: 100 });
-    expect((await small.findCandidates({ staleBefore, limit: 250 })).requests).toBe(3);
+  it('retries unprocessed keys after a pause, and yields every item', async () => {
+    const { client, sent } = scripted({ '0': ['a', 'b', 'c'] }, true);
+    const sleeps: number[] = [];
+    const reader = new DynamoLedger({
+      tableName: 't',
+      client,
+      sleep: (ms) => {
+        sleeps.push(ms);
+        return Promise.resolve();
+      },
+      random: () => 0.5,
+    });
+    const items: LedgerItem[] = [];
+    for await (const page of reader.openItems()) items.push(...page);
+    expect(items.map((i) => i.lockId).sort()).toEqual(['a', 'b', 'c']);
+    expect(sent.filter((s) => s.startsWith('BatchGetItem'))).toEqual(['BatchGetItem 3', 'BatchGetItem 2']);
+    expect(sleeps).toHaveLength(1);
+    expect(sent.filter((s) => s.startsWith('Query'))).toHaveLength(16);
   });
 
-  it('claim: RELEASING at claim time, conditional on the version read', async () => {
-    await seedLocal([ledgerItem({ lockId: 'a', heartbeatAt: NOW - 20 * MINUTE, version: 7 })]);
-    const [candidate] = (await ledger.findCandidates({ staleBefore, limit: 10 })).items;
-    now += 1000;
-    const claimed = await ledger.claim(candidate!);
-    expect(claimed).toMatchObject({ status: 'RELEASING', heartbeatAt: NOW + 1000, version: 8 });
-    expect(await ledger.get('a')).toEqual(claimed);
-    // A second claim from the same (now stale) read loses.
-    expect(await ledger.claim(candidate!)).toBeUndefined();
+  it('a failed read ends the iteration with its error, after the other readers stopped', async () => {
+    const { client } = scripted({ '0': ['a'], '5': ['b'] }, false, '9');
+    const reader = new DynamoLedger({ tableName: 't', client });
+    const read = async () => {
+      for await (const _ of reader.openItems()) void _;
+    };
+    await expect(read()).rejects.toThrow('throttled');
   });
 
-  it('the race: a heartbeat between the query and the claim keeps the lock', async () => {
-    await ledger.recordAcquired({ lockId: 'a', userId: 'u', moduleCode: '100' });
-    now += 20 * MINUTE;
-    const [candidate] = (await ledger.findCandidates({ staleBefore: now - 15 * MINUTE, limit: 10 })).items;
-    expect(candidate?.lockId).toBe('a');
-    await ledger.recordHeartbeat('a');
-    expect(await ledger.claim(candidate!)).toBeUndefined();
-    expect(await ledger.get('a')).toMatchObject({ status: 'HELD', heartbeatAt: now, version: 2 });
+  it('reads at most `readConcurrency` shards at once', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const client = {
+      send: async (command: unknown) => {
+        if (!(command instanceof QueryCommand)) throw new Error('unexpected');
+        inFlight += 1;
+        most = Math.max(most, inFlight);
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        inFlight -= 1;
+        return { Items: [] };
+      },
+    } as unknown as DynamoDBClient;
+    const reader = new DynamoLedger({ tableName: 't', client, readConcurrency: 3 });
+    for await (const _ of reader.openItems()) void _;
+    expect(reader.requests).toBe(16);
+    expect(most).toBe(3);
   });
+});
 
-  it('the claim recorder writes failures only while the claim is current, releases always', async () => {
-    await seedLocal([
-      ledgerItem({ lockId: 'a', heartbeatAt: NOW - 20 * MINUTE }),
-      ledgerItem({ lockId: 'b', heartbeatAt: NOW - 20 * MINUTE }),
-      ledgerItem({ lockId: 'c', heartbeatAt: NOW - 20 * MINUTE }),
-    ]);
-    const { items } = await ledger.findCandidates({ staleBefore, limit: 10 });
-    const claimed = await Promise.all(items.map((i) => ledger.claim(i)));
-    const recorder = ledger.claimRecorder(claimed.map((c) => c!));
-
-    await recorder.record(failed('a', 2));
-    expect(await ledger.get('a')).toMatchObject({ status: 'RELEASE_FAILED', releaseAttempts: 2, version: 3 });
-
-    // Someone else wrote b and c after the claim (the release path, say).
-    await ledger.record(failed('b', 1));
-    await ledger.record(failed('c', 1));
-    await expect(recorder.record(failed('b', 2))).rejects.toBeInstanceOf(LedgerConflictError);
-    await recorder.record(released('c'));
-    expect(await ledger.get('b')).toMatchObject({ status: 'RELEASE_FAILED', releaseAttempts: 1 });
-    expect(await ledger.get('c')).toMatchObject({ status: 'RELEASED', releaseAttempts: 2 });
+describe('the item codec', () => {
+  it('round-trips every attribute of the schema and drops what it does not know', () => {
+    const item: LedgerItem = {
+      lockId: 'l',
+      userId: 'u',
+      moduleCode: '100',
+      status: 'RELEASE_FAILED',
+      holder: 'w',
+      acquiredAt: 1,
+      heartbeatAt: 2,
+      leaseSeconds: 30,
+      releasedAt: 3,
+      releaseAttempts: 4,
+      lastError: 'e',
+      version: 5,
+      expiresAt: 6,
+      sweepShard: '7',
+    };
+    const stored = toItem(item);
+    expect(stored.heartbeatAt).toEqual({ N: '2' });
+    expect(stored.status).toEqual({ S: 'RELEASE_FAILED' });
+    expect(fromItem({ ...stored, workerVersion: { S: '1.2' }, tags: { L: [] } })).toEqual(item);
+    expect(Object.keys(toItem({ ...item, holder: undefined }))).not.toContain('holder');
   });
 });
