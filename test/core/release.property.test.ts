@@ -1,27 +1,98 @@
+/**
+ * Properties of the release use case over generated, often hostile, input: it never throws, never sends an unsafe
+ * ID, and what it reports agrees with what the gateway did in both directions — a record or lock is reported done
+ * exactly when the gateway released it (or answered that it was already released), and failed exactly when not.
+ * The expected answers come from an oracle written here from the README's contract, not from the code's parsers.
+ */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_ENGINE_OPTIONS } from '../../src/core/engine';
-import type { ReleaseReport } from '../../src/core/model';
+import type { AttemptOutcome, LockRef, ReleaseReport } from '../../src/core/model';
 import { handleReleaseEvent, type ReleaseContext } from '../../src/core/release';
 import { FakeClock, FakeGateway, seededRandom } from '../helpers/fakes';
 
 const SAFE_ID = /^[\x21-\x7e]{1,256}$/;
+const DEFAULT_USER = 'default-user';
+const MAX_LOCKS = 500;
+
+const validId = (value: unknown): value is string => typeof value === 'string' && SAFE_ID.test(value);
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+const pair = (lock: LockRef): string => JSON.stringify([lock.userId, lock.lockId]);
+
+/**
+ * A gateway whose answer depends on the lock alone (released, already released, refused for good, or failing
+ * every attempt), remembering which locks it answered as done: the truth the report is checked against.
+ */
+function scriptedGateway(): { gateway: FakeGateway; done: Map<string, 'released' | 'alreadyReleased'> } {
+  const done = new Map<string, 'released' | 'alreadyReleased'>();
+  const gateway = new FakeGateway((lock): AttemptOutcome => {
+    let h = 0;
+    for (const c of pair(lock)) h = (h * 31 + c.charCodeAt(0)) >>> 0;
+    switch (h % 4) {
+      case 0:
+        done.set(pair(lock), 'released');
+        return { ok: true, outcome: 'released' };
+      case 1:
+        done.set(pair(lock), 'alreadyReleased');
+        return { ok: true, outcome: 'alreadyReleased' };
+      case 2:
+        return { ok: false, error: { kind: 'permanent', httpStatus: 400, message: 'refused' } };
+      default:
+        return { ok: false, error: { kind: 'retryable', httpStatus: 503, message: 'busy' } };
+    }
+  });
+  return { gateway, done };
+}
 
 function context(gateway: FakeGateway): ReleaseContext {
   return {
     engine: { gateway, clock: new FakeClock(), random: seededRandom(3), remainingMs: () => 60_000 },
     options: { ...DEFAULT_ENGINE_OPTIONS, recordReserveMs: 0 },
-    defaultUserId: 'default-user',
-    maxLocksPerInvoke: 500,
+    defaultUserId: DEFAULT_USER,
+    maxLocksPerInvoke: MAX_LOCKS,
   };
 }
 
-/** IDs that are often hostile: control characters, CR/LF, NUL, non-ASCII, empty, overlong. */
+/** The lock a valid SQS body names (README: `{"lockId", "userId"}`, userId defaulting to the secret's). */
+function lockOfBody(body: string): LockRef | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+  if (!isPlainObject(parsed)) return undefined;
+  const userId = parsed.userId === undefined ? DEFAULT_USER : parsed.userId;
+  return validId(parsed.lockId) && validId(userId) ? { lockId: parsed.lockId, userId } : undefined;
+}
+
+/** What a direct payload asks for, or undefined when it must be refused as a whole. */
+function entriesOf(payload: unknown): { entries: (LockRef | undefined)[]; dryRun: boolean } | undefined {
+  if (!isPlainObject(payload)) return undefined;
+  const { lockIds, locks, dryRun } = payload;
+  if (dryRun !== undefined && typeof dryRun !== 'boolean') return undefined;
+  if ((lockIds === undefined) === (locks === undefined)) return undefined;
+  const list: unknown = lockIds ?? locks;
+  if (!Array.isArray(list) || list.length > MAX_LOCKS) return undefined;
+  const valid = (lockId: unknown, userId: unknown): LockRef | undefined => {
+    const user = userId === undefined ? DEFAULT_USER : userId;
+    return validId(lockId) && validId(user) ? { lockId, userId: user } : undefined;
+  };
+  const entries =
+    lockIds !== undefined
+      ? list.map((lockId) => valid(lockId, payload.userId))
+      : list.map((item) => (isPlainObject(item) ? valid(item.lockId, item.userId) : undefined));
+  return { entries, dryRun: dryRun === true };
+}
+
+/** IDs that are often hostile: control characters, CR/LF, NUL, non-ASCII, empty, overlong; valid ones too. */
 const hostileId = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 40 }),
   fc.string({ unit: fc.constantFrom('a', '\r', '\n', '\0', ' ', 'é', '\u2028', ':'), maxLength: 20 }),
   fc.constant('x'.repeat(257)),
   fc.stringMatching(/^[\x21-\x7e]{1,20}$/),
+  fc.constantFrom('lock-1', 'lock-2', 'user-1', 'user-2'),
   fc.anything(),
 );
 const sqsRecord = fc.record({
@@ -35,7 +106,9 @@ const sqsRecord = fc.record({
       .map((b) => JSON.stringify(b)),
   ),
 });
-const sqsEvent = fc.record({ Records: fc.array(sqsRecord, { minLength: 1, maxLength: 20 }) });
+const sqsEvent = fc.record({
+  Records: fc.uniqueArray(sqsRecord, { minLength: 1, maxLength: 20, selector: (r) => r.messageId }),
+});
 const directPayload = fc.oneof(
   fc.anything(),
   fc.record({ lockIds: fc.array(hostileId, { maxLength: 30 }), userId: hostileId }, { requiredKeys: [] }),
@@ -50,55 +123,74 @@ const directPayload = fc.oneof(
   ),
 );
 
-describe('release never throws and never sends an unsafe ID, whatever it is given', () => {
-  it('SQS events: every record is answered for; only safe IDs reach KooDrive', async () => {
+describe('release reports what the gateway did, whatever it is given', () => {
+  it('SQS events: a record is left out of batchItemFailures exactly when its lock was released', async () => {
     await fc.assert(
       fc.asyncProperty(sqsEvent, async (event) => {
-        const gateway = new FakeGateway();
+        const { gateway, done } = scriptedGateway();
         const answer = await handleReleaseEvent(event, context(gateway));
+        expect('batchItemFailures' in answer).toBe(true);
         for (const call of gateway.calls) {
           expect(call.lockId).toMatch(SAFE_ID);
           expect(call.userId).toMatch(SAFE_ID);
         }
-        // every failure names a record of the batch; every record not listed had its lock released
         const failed = new Set(
           ('batchItemFailures' in answer ? answer.batchItemFailures : []).map((f) => f.itemIdentifier),
         );
         expect([...failed].every((id) => event.Records.some((r) => r.messageId === id))).toBe(true);
+        const named = new Set<string>();
         for (const record of event.Records) {
-          if (!failed.has(record.messageId)) {
-            const body = JSON.parse(record.body) as { lockId: string };
-            expect(gateway.released.has(body.lockId)).toBe(true);
-          }
+          const lock = lockOfBody(record.body);
+          if (lock) named.add(pair(lock));
+          const released = lock !== undefined && done.has(pair(lock));
+          // reported done ⇔ done by the gateway; failed ⇔ not (an invalid record included)
+          expect(failed.has(record.messageId), `record ${record.messageId}`).toBe(!released);
         }
+        // each lock a valid record names is sent (at least once); nothing else is
+        expect(new Set(gateway.calls.map(pair))).toEqual(named);
       }),
       { numRuns: 300 },
     );
   });
 
-  it('direct payloads: a report that accounts for every entry; only safe IDs reach KooDrive', async () => {
+  it('direct payloads: each lock is reported released / alreadyReleased exactly as the gateway answered', async () => {
     await fc.assert(
       fc.asyncProperty(directPayload, async (payload) => {
-        const gateway = new FakeGateway();
+        const { gateway, done } = scriptedGateway();
         const report = (await handleReleaseEvent(payload, context(gateway))) as ReleaseReport;
         for (const call of gateway.calls) {
           expect(call.lockId).toMatch(SAFE_ID);
           expect(call.userId).toMatch(SAFE_ID);
         }
+        const asked = entriesOf(payload);
         const { summary, results } = report;
-        if (report.error) {
+        for (const result of results) expect(result.lockId).toMatch(/^[\x21-\x7e…]*$/);
+        if (asked === undefined) {
+          // refused as a whole: exactly the payloads the contract refuses
+          expect(report.error?.kind).toBe('invalid-input');
           expect(results).toEqual([]);
           expect(gateway.calls).toEqual([]);
-        } else {
-          expect(summary.requested).toBe(results.length + summary.duplicates);
-          expect(
-            summary.released + summary.alreadyReleased + summary.failed + (summary.wouldRelease ?? 0),
-          ).toBe(results.length);
+          return;
         }
-        for (const result of results) {
-          expect(result.lockId).toMatch(/^[\x21-\x7e…]*$/);
-          if (result.outcome === 'released') expect(gateway.released.has(result.lockId)).toBe(true);
+        expect(report.error).toBeUndefined();
+        expect(summary.requested).toBe(asked.entries.length);
+        const distinct = new Map<string, LockRef>();
+        for (const lock of asked.entries) if (lock) distinct.set(pair(lock), lock);
+        const invalid = asked.entries.filter((e) => e === undefined).length;
+        expect(results).toHaveLength(distinct.size + invalid);
+        expect(results.filter((r) => r.error?.kind === 'invalid-input')).toHaveLength(invalid);
+        const reported = results.filter((r) => r.error?.kind !== 'invalid-input');
+        expect(new Set(reported.map(pair))).toEqual(new Set(distinct.keys()));
+        for (const result of reported) {
+          const truth = done.get(pair(result));
+          if (asked.dryRun) expect(result.outcome).toBe('wouldRelease');
+          else expect(result.outcome, pair(result)).toBe(truth ?? 'failed');
         }
+        if (asked.dryRun) expect(gateway.calls).toEqual([]);
+        expect(summary.released).toBe(
+          reported.filter((r) => done.get(pair(r)) === 'released').length * +!asked.dryRun,
+        );
+        expect(summary.failed).toBe(results.filter((r) => r.outcome === 'failed').length);
       }),
       { numRuns: 500 },
     );

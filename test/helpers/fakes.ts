@@ -1,5 +1,6 @@
 /** In-memory fakes of the project's own ports, for unit tests of the core. */
 import type { AttemptOutcome, Clock, LockGateway, LockRef } from '../../src/core/model';
+import { lockKey } from '../../src/core/requests';
 
 /** A clock whose sleeps pass instantly and move virtual time forward. */
 export class FakeClock implements Clock {
@@ -31,19 +32,29 @@ export function seededRandom(seed: number): () => number {
 
 type Script = (lock: LockRef, attempt: number) => AttemptOutcome | Promise<AttemptOutcome>;
 
-/** A gateway that answers from a script and records what it was asked, and how many calls ran at once. */
+/**
+ * A gateway that answers from a script and records what it was asked, and how many calls ran at once. A lock is
+ * its (userId, lockId) pair: the attempt number the script gets and `released` count the pair, never the ID alone.
+ */
 export class FakeGateway implements LockGateway {
   calls: LockRef[] = [];
   refreshes: Array<number | undefined> = [];
   inFlight = 0;
   maxInFlight = 0;
+  /** lockKey of every lock a call released (answered `released`). */
   released = new Set<string>();
   refreshAnswer = true;
 
   constructor(private readonly script: Script = () => ({ ok: true, outcome: 'released' })) {}
 
-  attemptsFor(lockId: string): number {
-    return this.calls.filter((c) => c.lockId === lockId).length;
+  /** Calls for this lock ID, of this user only when `userId` is given. */
+  attemptsFor(lockId: string, userId?: string): number {
+    return this.calls.filter((c) => c.lockId === lockId && (userId === undefined || c.userId === userId))
+      .length;
+  }
+
+  wasReleased(lock: LockRef): boolean {
+    return this.released.has(lockKey(lock));
   }
 
   async release(lock: LockRef): Promise<AttemptOutcome> {
@@ -52,8 +63,8 @@ export class FakeGateway implements LockGateway {
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     try {
       await new Promise((resolve) => setImmediate(resolve));
-      const answer = await this.script(lock, this.attemptsFor(lock.lockId));
-      if (answer.ok && answer.outcome === 'released') this.released.add(lock.lockId);
+      const answer = await this.script(lock, this.attemptsFor(lock.lockId, lock.userId));
+      if (answer.ok && answer.outcome === 'released') this.released.add(lockKey(lock));
       return answer;
     } finally {
       this.inFlight -= 1;
