@@ -1,9 +1,19 @@
 /**
  * The release engine: releases distinct, valid locks with bounded concurrency, retries with
- * exponential backoff and full jitter, a deadline, and one credentials re-read on authentication failure.
+ * exponential backoff and full jitter, a deadline, and a credentials re-read with one retry on an authentication
+ * refusal.
  * Pure: time, randomness, KooDrive and the ledger come in as ports.
  */
-import type { Clock, LockError, LockGateway, LockRef, LockResult, OutcomeRecorder } from './model';
+import type {
+  AttemptOutcome,
+  Clock,
+  LockError,
+  LockGateway,
+  LockRef,
+  LockResult,
+  OutcomeRecorder,
+} from './model';
+import { lockKey } from './requests';
 
 export interface EngineOptions {
   /** Parallel KooDrive calls. */
@@ -48,7 +58,16 @@ export interface EngineDeps {
   onResult?: (result: LockResult, correlation?: { messageIds?: string[] }) => void;
 }
 
-/** Releases each lock once; resolves with one result per lock, in input order. Never rejects for a lock. */
+/**
+ * Releases each lock once; resolves with one result per lock, in input order. Never rejects: an exception on one
+ * lock (the gateway, the credentials re-read) fails that lock alone, as `retryable`.
+ *
+ * Credentials (README, "Authentication failures"): after a refusal (401/403, APIGW.03xx) the secret is re-read
+ * (the gateway rate-limits re-reads) and that lock is retried once, whether or not the secret changed; that retry
+ * is not counted against `maxAttempts`. The rest fail fast as `auth` only when refusals show the credentials
+ * broken: requests for two different locks, each sent after a re-read, refused with no request authenticated
+ * since that re-read, nor between the two. One refused lock alone never fails the others.
+ */
 export async function releaseLocks(
   locks: readonly LockRef[],
   deps: EngineDeps,
@@ -57,19 +76,25 @@ export async function releaseLocks(
   const concurrency = Math.max(1, options.concurrency);
   const reserveMs =
     options.attemptTimeoutMs + options.safetyMarginMs + (deps.recorder ? options.recordReserveMs : 0);
-  // Set when credentials were re-read and KooDrive still rejected them: later locks fail fast instead
-  // of sending a storm of requests that cannot succeed.
+  // Set once refusals show the credentials broken: later locks fail fast instead of sending a storm of
+  // requests that cannot succeed.
   let authBroken: LockError | undefined;
+  // The order of credential events: when the last re-read settled, when KooDrive last authenticated a request.
+  let events = 0;
+  let rereadAt = 0;
+  let authenticatedAt = 0;
+  // Locks refused on a request sent after a re-read with no authentication since; cleared by an authentication.
+  const refusedAfterReread = new Set<string>();
 
   // Until one attempt got an answer other than an authentication failure, attempts go one at a time (a
-  // probe): wrong credentials then cost one request (two with a re-read that found new ones) per
-  // invocation instead of one per concurrency slot. `probe` settles when the probing lock stops probing.
+  // probe): wrong credentials then cost three requests per invocation (the first lock, its retry after the
+  // re-read, the next lock) instead of some per concurrency slot. `probe` settles when the probing lock stops.
   let authPassed = false;
   let probe: Promise<void> | undefined;
 
   const releaseOne = async (lock: LockRef): Promise<LockResult> => {
     let attempts = 0;
-    let refreshed = false;
+    let authRetried = false;
     let last: LockError | undefined;
     // Set while this lock is the probe: calling it lets the waiting locks go on.
     let endProbe: (() => void) | undefined;
@@ -96,32 +121,48 @@ export async function releaseLocks(
           return failed(lock, attempts, deadlineError(attempts, last));
         }
         attempts += 1;
+        const sentAfterReread = rereadAt;
         const answer = await deps.gateway.release(lock);
         if (answer.ok || answer.error.kind !== 'auth') {
           authPassed = true;
           stopProbing();
         }
+        if (authenticated(answer)) {
+          authenticatedAt = ++events;
+          refusedAfterReread.clear();
+        }
         if (answer.ok) return { ...lock, outcome: answer.outcome, attempts };
         last = answer.error;
 
         if (answer.error.kind === 'auth') {
-          // One re-read of the secret (rotation), then one more try with the new credentials.
-          if (!refreshed && attempts < options.maxAttempts) {
-            refreshed = true;
-            if (await deps.gateway.refreshCredentials(answer.credentialsVersion)) continue;
+          if (sentAfterReread > authenticatedAt) {
+            refusedAfterReread.add(lockKey(lock));
+            if (refusedAfterReread.size >= 2) authBroken = answer.error;
           }
-          if (refreshed) authBroken = answer.error;
+          if (authRetried || authBroken) return failed(lock, attempts, answer.error);
+          // Re-read the secret (rotation), then this lock once more, whatever the re-read found.
+          authRetried = true;
+          await refresh(deps.gateway, answer.credentialsVersion);
+          rereadAt = ++events;
+          continue;
+        }
+        // The one retry after a refusal is not counted against maxAttempts.
+        const counted = authRetried ? attempts - 1 : attempts;
+        if (answer.error.kind !== 'retryable' || counted >= options.maxAttempts) {
           return failed(lock, attempts, answer.error);
         }
-        if (answer.error.kind !== 'retryable' || attempts >= options.maxAttempts) {
-          return failed(lock, attempts, answer.error);
-        }
-        const delayMs = backoffMs(attempts, answer.retryAfterMs, options, deps.random);
+        const delayMs = backoffMs(counted, answer.retryAfterMs, options, deps.random);
         if (deps.remainingMs() - delayMs < reserveMs) {
           return failed(lock, attempts, deadlineError(attempts, last));
         }
         await deps.clock.sleep(delayMs);
       }
+    } catch (error) {
+      // A bug or an unexpected failure on this lock: it fails alone, the other workers' outcomes stand.
+      return failed(lock, attempts, {
+        kind: 'retryable',
+        message: `not released: ${describeError(error)} (attempt ${attempts})`,
+      });
     } finally {
       stopProbing();
     }
@@ -139,12 +180,12 @@ export async function releaseLocks(
       try {
         await recorder.record(result);
       } catch (error) {
-        deps.onRecordError?.(result, error);
+        quietly(() => deps.onRecordError?.(result, error));
       }
     }
   };
   const finish = (result: LockResult): LockResult => {
-    deps.onResult?.(result);
+    quietly(() => deps.onResult?.(result));
     if (deps.recorder) {
       toRecord.push(result);
       if (writers.size < concurrency) {
@@ -159,6 +200,33 @@ export async function releaseLocks(
   // Ledger writes run beside the KooDrive calls, never between two of them; wait for them all here.
   while (writers.size > 0) await Promise.all(writers);
   return results;
+}
+
+/** KooDrive answered and did not refuse the credentials (a timeout or a dropped connection proves nothing). */
+function authenticated(answer: AttemptOutcome): boolean {
+  return answer.ok || (answer.error.kind !== 'auth' && answer.error.httpStatus !== undefined);
+}
+
+/** The re-read after a refusal; one that fails counts as one that found nothing new. */
+async function refresh(gateway: LockGateway, credentialsVersion: number | undefined): Promise<void> {
+  try {
+    await gateway.refreshCredentials(credentialsVersion);
+  } catch {
+    // The gateway's settings source keeps and logs what it had; the lock is retried with those.
+  }
+}
+
+/** Observers (logs, metrics) never decide an outcome: one that throws is ignored. */
+function quietly(notify: () => void): void {
+  try {
+    notify();
+  } catch {
+    // nothing to do: the outcome stands and is in the answer
+  }
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
 /**

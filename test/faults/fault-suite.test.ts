@@ -22,7 +22,7 @@ import { resetApp } from '../../src/wiring';
 import { seededRandom } from '../helpers/fakes';
 import { sqsRecord } from '../helpers/events';
 
-const DEFAULT_SEEDS = [4, 7, 9, 14, 27, 1];
+const DEFAULT_SEEDS = [4, 7, 9, 14, 27, 1, 19];
 const SEEDS = process.env.FAULT_SEED ? [Number(process.env.FAULT_SEED)] : DEFAULT_SEEDS;
 if (!SEEDS.every((seed) => Number.isSafeInteger(seed))) {
   throw new Error(`FAULT_SEED must be a whole number, got ${process.env.FAULT_SEED}`);
@@ -30,20 +30,26 @@ if (!SEEDS.every((seed) => Number.isSafeInteger(seed))) {
 
 const LOCKS_PER_BATCH = 200;
 const MAX_ATTEMPTS = 4;
-const TIMEOUT_MS = 300;
+// Long enough that a busy machine (two cores shared with other test files) does not make the client give up on a
+// request the emulator is about to answer: the truth below assumes only injected latency outlasts the timeout.
+const TIMEOUT_MS = 1000;
 /** Longer than TIMEOUT_MS: the client gives up, the emulator still acts (an answer lost in transit). */
-const SLOW_MS = 450;
+const SLOW_MS = 1300;
 /** What the engine keeps free before the deadline when an attempt starts (no ledger in this stack). */
 const RESERVE_MS = TIMEOUT_MS + DEFAULT_ENGINE_OPTIONS.safetyMarginMs;
 /** Between the engine's deadline check and the request's arrival at the emulator: signing, one loopback hop. */
-const ARRIVAL_SLACK_MS = 100;
+const ARRIVAL_SLACK_MS = 250;
 
 type Plan = 'clean' | 'flaky' | 'down' | 'permanent' | 'unknown' | 'expired';
-type AuthMode = 'none' | 'probe' | 'late';
+/**
+ * Authentication faults (APIGW.0301 401s): `probe` refuses the batch's first request once (a key still
+ * propagating), `late` refuses every request for one lock late in the batch (a refusal about that lock), `broken`
+ * refuses every request (credentials KooDrive does not know).
+ */
+type AuthMode = 'none' | 'probe' | 'late' | 'broken';
 
 interface Scenario {
   seed: number;
-  /** What the first request of the batch, or one lock late in it, meets: an APIGW.0301 401. */
   auth: AuthMode;
   /** The Lambda timeout given to the handler; short ones make the deadline bite. */
   lambdaTimeoutMs: number;
@@ -58,8 +64,8 @@ function scenario(seed: number): Scenario {
   const short = d < 0.4;
   return {
     seed,
-    auth: a < 0.5 ? 'none' : a < 0.75 ? 'late' : 'probe',
-    lambdaTimeoutMs: short ? 2000 : 60_000,
+    auth: a < 0.4 ? 'none' : a < 0.6 ? 'late' : a < 0.8 ? 'probe' : 'broken',
+    lambdaTimeoutMs: short ? 3500 : 60_000,
     concurrency: short ? 4 : 24,
   };
 }
@@ -193,8 +199,9 @@ async function run<T>(
     attemptsSeen.set(lockId, n);
     const probe = firstRequest;
     firstRequest = false;
+    if (sc.auth === 'broken') return AUTH_FAULT;
     if (sc.auth === 'probe' && probe) return AUTH_FAULT;
-    if (sc.auth === 'late' && lockId === authLockId && n === 1) return AUTH_FAULT;
+    if (sc.auth === 'late' && lockId === authLockId) return AUTH_FAULT;
     return byId.get(lockId)?.faultFor(n);
   });
 
@@ -251,7 +258,10 @@ function checkLock(r: Run, result: LockResult): void {
   const sc = r.scenario;
   const at = `seed ${sc.seed}, lock ${result.lockId} (${r.plans.get(result.lockId)?.plan}), result ${JSON.stringify(result)}`;
   const requests = r.requestsFor(result.lockId);
-  expect(result.attempts, `${at}: attempts ≤ RELEASE_MAX_ATTEMPTS`).toBeLessThanOrEqual(MAX_ATTEMPTS);
+  const allowed = allowedAttempts(requests);
+  expect(result.attempts, `${at}: attempts ≤ RELEASE_MAX_ATTEMPTS (+1 after a refusal)`).toBeLessThanOrEqual(
+    allowed,
+  );
   expect(result.attempts, `${at}: attempts = requests the emulator received`).toBe(requests.length);
 
   const held = stack.koodrive.isHeld(result.lockId);
@@ -275,7 +285,7 @@ function checkLock(r: Run, result: LockResult): void {
   const kind = result.error?.kind;
   switch (kind) {
     case 'retryable':
-      expect(result.attempts, `${at}: retryable failures use every attempt`).toBe(MAX_ATTEMPTS);
+      expect(result.attempts, `${at}: retryable failures use every attempt`).toBe(allowed);
       break;
     case 'permanent': {
       const last = requests.at(-1);
@@ -286,7 +296,10 @@ function checkLock(r: Run, result: LockResult): void {
       break;
     }
     case 'auth':
-      expect(sc.auth, `${at}: auth failures only when an auth fault was injected`).not.toBe('none');
+      // A lock fails as auth only when refused again after the re-read (or when refusals showed the
+      // credentials broken): never after the one transient refusal of the probe mode.
+      expect(['late', 'broken'], `${at}: auth failures only when refusals persist`).toContain(sc.auth);
+      if (sc.auth === 'late') expect(result.lockId, `${at}: only the refused lock`).toBe(r.authLockId);
       break;
     case 'deadline':
       expect(sc.lambdaTimeoutMs, `${at}: deadline failures only under a short Lambda timeout`).toBeLessThan(
@@ -307,17 +320,45 @@ function checkRun(r: Run, results: readonly LockResult[]): void {
   );
   for (const x of results) count(`outcome: ${x.outcome}${x.error ? ` (${x.error.kind})` : ''}`);
   const failures = results.filter((x) => x.outcome === 'failed');
-  if (sc.auth === 'probe') {
-    // The very first request met a 401 and the re-read found the same secret: one request, nothing else sent.
-    expect(stack.koodrive.requests, `seed ${sc.seed}: a rejected probe sends nothing more`).toHaveLength(1);
+  const authLock = r.authLockId === undefined ? [] : r.requestsFor(r.authLockId);
+  if (sc.auth === 'broken') {
+    // Credentials KooDrive never accepts: the first lock, its retry after the re-read, and a second lock refused
+    // too show them broken; nothing else is sent and every lock fails (as auth, or for lack of time).
+    expect(
+      stack.koodrive.requests.length,
+      `seed ${sc.seed}: no storm of refused requests`,
+    ).toBeLessThanOrEqual(3);
     expect(failures.length, `seed ${sc.seed}`).toBe(results.length);
+    expect(
+      failures.every((x) => x.error?.kind === 'auth' || x.error?.kind === 'deadline'),
+      `seed ${sc.seed}`,
+    ).toBe(true);
   }
-  if (sc.auth === 'late' && r.authLockId !== undefined) {
+  if (sc.auth === 'probe' && authLock.length > 0) {
+    // The batch's first request met a 401: that lock was retried after the re-read, and the batch went on.
+    expect(authLock[0]?.status, `seed ${sc.seed}: the probe met the 401`).toBe(401);
+    expect(authLock.length, `seed ${sc.seed}: the refused lock is retried`).toBeGreaterThan(1);
+    expect(
+      failures.filter((x) => x.error?.kind === 'auth'),
+      `seed ${sc.seed}: no auth failure`,
+    ).toEqual([]);
+  }
+  if (sc.auth === 'late' && authLock.length > 0) {
+    // One lock refused on every request: it alone fails as auth, after its retry; the batch goes on.
     const authResult = results.find((x) => x.lockId === r.authLockId);
-    if (authResult && r.requestsFor(r.authLockId).length > 0) {
-      expect(authResult.error?.kind, `seed ${sc.seed}: the lock that met the 401`).toBe('auth');
+    if (authLock.length === 2) {
+      expect(authResult?.error?.kind, `seed ${sc.seed}: the lock refused twice`).toBe('auth');
     }
+    expect(
+      failures.filter((x) => x.error?.kind === 'auth').map((x) => x.lockId),
+      `seed ${sc.seed}: no other lock fails as auth`,
+    ).toEqual(authLock.length === 2 ? [r.authLockId] : []);
   }
+}
+
+/** RELEASE_MAX_ATTEMPTS, plus the one retry after a refusal when a request of the lock met a 401. */
+function allowedAttempts(requests: readonly RecordedRequest[]): number {
+  return MAX_ATTEMPTS + (requests.some((req) => req.status === 401) ? 1 : 0);
 }
 
 describe.each(SEEDS.map(scenario))(
@@ -378,7 +419,7 @@ describe.each(SEEDS.map(scenario))(
       // Each distinct lock was attempted as one lock: its requests are those of a single release.
       for (const lockId of named) {
         expect(r.requestsFor(lockId).length, `${where}: ${lockId} attempts`).toBeLessThanOrEqual(
-          MAX_ATTEMPTS,
+          allowedAttempts(r.requestsFor(lockId)),
         );
         const held = stack.koodrive.isHeld(lockId);
         const truth = truthFor(r, lockId);
