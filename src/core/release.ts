@@ -87,10 +87,19 @@ export async function releaseDirect(payload: unknown, ctx: ReleaseContext): Prom
       error: { kind: 'invalid-input', message: request.refused },
     };
   }
-  const outcomes = request.dryRun
-    ? wouldRelease(request.entries)
-    : await releaseDistinct(request.entries, ctx);
-  return buildReport(request.entries, outcomes, ctx.engine.clock.now() - startedAt, request.dryRun);
+  if (request.dryRun) {
+    // A dry run decides nothing: no decision lines, no metrics, only the report.
+    return buildReport(
+      request.entries,
+      wouldRelease(request.entries),
+      ctx.engine.clock.now() - startedAt,
+      true,
+    );
+  }
+  // An invalid entry is a decision too (a log line and LocksFailed), as an invalid SQS record is.
+  for (const entry of request.entries) if (!entry.ok) ctx.engine.onResult?.(invalidResult(entry));
+  const outcomes = await releaseDistinct(request.entries, ctx);
+  return buildReport(request.entries, outcomes, ctx.engine.clock.now() - startedAt);
 }
 
 async function releaseDistinct(

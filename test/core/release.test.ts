@@ -1,9 +1,9 @@
 import type { SQSEvent } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_ENGINE_OPTIONS } from '../../src/core/engine';
-import type { AttemptOutcome, ReleaseReport } from '../../src/core/model';
-import { handleReleaseEvent, isSqsEvent, type ReleaseContext } from '../../src/core/release';
-import { loadEvent } from '../helpers/events';
+import type { AttemptOutcome, LockResult, ReleaseReport } from '../../src/core/model';
+import { buildReport, handleReleaseEvent, isSqsEvent, type ReleaseContext } from '../../src/core/release';
+import { loadEvent, sqsRecord } from '../helpers/events';
 import { FakeClock, FakeGateway, seededRandom } from '../helpers/fakes';
 
 const USER = '1505084218764547200';
@@ -157,8 +157,210 @@ describe('release on a direct invocation', () => {
 describe('isSqsEvent', () => {
   it('needs every record to come from aws:sqs with a messageId', () => {
     expect(isSqsEvent(loadEvent('sqs-release.json'))).toBe(true);
+    expect(isSqsEvent({ Records: [{ eventSource: 'aws:sqs', messageId: 'x' }] })).toBe(true);
     expect(isSqsEvent({ Records: [] })).toBe(false);
     expect(isSqsEvent({ Records: [{ eventSource: 'aws:sns', messageId: 'x' }] })).toBe(false);
+    expect(isSqsEvent({ Records: [{ eventSource: 'aws:sqs', messageId: 7 }] })).toBe(false);
+    expect(isSqsEvent({ Records: [{ eventSource: 'aws:sqs', messageId: 'x' }, null] })).toBe(false);
+    expect(isSqsEvent({ Records: [{ eventSource: 'aws:sqs', messageId: 'x' }, 'record'] })).toBe(false);
+    expect(isSqsEvent({ Records: { eventSource: 'aws:sqs', messageId: 'x' } })).toBe(false);
+    expect(isSqsEvent(null)).toBe(false);
+    expect(isSqsEvent('Records')).toBe(false);
     expect(isSqsEvent(loadEvent('direct-release.json'))).toBe(false);
+  });
+});
+
+describe('one decision per lock, for logs and metrics (onResult)', () => {
+  function telling(gateway = new FakeGateway()) {
+    const told: { result: LockResult; messageIds?: string[] }[] = [];
+    const ctx = context(gateway);
+    ctx.engine.onResult = (result, correlation) =>
+      told.push({ result, ...(correlation?.messageIds ? { messageIds: correlation.messageIds } : {}) });
+    return { told, ctx };
+  }
+
+  it('direct invoke: every invalid entry is a decision of its own, with the reason', async () => {
+    const { told, ctx } = telling();
+    await handleReleaseEvent({ lockIds: ['good-1', 'bad id', '', 'good-2'], userId: USER }, ctx);
+    const invalid = told.filter((t) => t.result.error?.kind === 'invalid-input');
+    expect(invalid.map((t) => t.result)).toEqual([
+      {
+        lockId: 'bad?id',
+        userId: USER,
+        outcome: 'failed',
+        attempts: 0,
+        error: {
+          kind: 'invalid-input',
+          message: 'lockIds[1]: lockId may hold only printable ASCII characters (0x21-0x7E)',
+        },
+      },
+      {
+        lockId: '',
+        userId: USER,
+        outcome: 'failed',
+        attempts: 0,
+        error: { kind: 'invalid-input', message: 'lockIds[2]: lockId must not be empty' },
+      },
+    ]);
+    expect(told.map((t) => t.result.lockId).sort()).toEqual(['', 'bad?id', 'good-1', 'good-2']);
+  });
+
+  it('a dry run decides nothing: onResult is not told', async () => {
+    const { told, ctx } = telling();
+    await handleReleaseEvent(loadEvent('direct-release-dry-run.json'), ctx);
+    expect(told).toEqual([]);
+  });
+
+  it('SQS: an invalid record is told with its message; a lock two records name, with both', async () => {
+    const { told, ctx } = telling();
+    const lock = JSON.stringify({ lockId: 'lock-a', userId: USER });
+    await handleReleaseEvent(
+      { Records: [sqsRecord('m-1', lock), sqsRecord('m-2', 'not json'), sqsRecord('m-3', lock)] },
+      ctx,
+    );
+    expect(told).toEqual([
+      {
+        result: {
+          lockId: '',
+          userId: '',
+          outcome: 'failed',
+          attempts: 0,
+          error: { kind: 'invalid-input', message: 'message body is not JSON' },
+        },
+        messageIds: ['m-2'],
+      },
+      {
+        result: { lockId: 'lock-a', userId: USER, outcome: 'released', attempts: 1 },
+        messageIds: ['m-1', 'm-3'],
+      },
+    ]);
+  });
+});
+
+describe('two users’ locks with the same ID are different locks', () => {
+  const body = (userId: string) => JSON.stringify({ lockId: 'shared-id', userId });
+
+  it('SQS: released separately; each record gets its own lock’s outcome', async () => {
+    const gateway = new FakeGateway((lock) =>
+      lock.userId === 'user-b'
+        ? { ok: false, error: { kind: 'permanent', httpStatus: 400, message: 'refused' } }
+        : { ok: true, outcome: 'released' },
+    );
+    const answer = await handleReleaseEvent(
+      {
+        Records: [
+          sqsRecord('a-1', body('user-a')),
+          sqsRecord('b-1', body('user-b')),
+          sqsRecord('a-2', body('user-a')),
+        ],
+      },
+      context(gateway),
+    );
+    expect(gateway.calls).toEqual([
+      { lockId: 'shared-id', userId: 'user-a' },
+      { lockId: 'shared-id', userId: 'user-b' },
+    ]);
+    expect(answer).toEqual({ batchItemFailures: [{ itemIdentifier: 'b-1' }] });
+  });
+
+  it('direct invoke: reported separately, and neither counts as a duplicate of the other', async () => {
+    const gateway = new FakeGateway((lock) =>
+      lock.userId === 'user-b' ? { ok: true, outcome: 'alreadyReleased' } : { ok: true, outcome: 'released' },
+    );
+    const report = (await handleReleaseEvent(
+      {
+        locks: [
+          { lockId: 'shared-id', userId: 'user-a' },
+          { lockId: 'shared-id', userId: 'user-b' },
+          { lockId: 'shared-id', userId: 'user-a' },
+        ],
+      },
+      context(gateway),
+    )) as ReleaseReport;
+    expect(report.results).toEqual([
+      { lockId: 'shared-id', userId: 'user-a', outcome: 'released', attempts: 1 },
+      { lockId: 'shared-id', userId: 'user-b', outcome: 'alreadyReleased', attempts: 1 },
+    ]);
+    expect(report.summary).toEqual({
+      requested: 3,
+      released: 1,
+      alreadyReleased: 1,
+      failed: 0,
+      duplicates: 1,
+      durationMs: 0,
+    });
+  });
+});
+
+describe('the report', () => {
+  it('measures its duration on the clock', async () => {
+    const clock = new FakeClock(1_000_000);
+    const gateway = new FakeGateway(() => {
+      clock.time += 250;
+      return { ok: true, outcome: 'released' };
+    });
+    const ctx = context(gateway);
+    ctx.engine.clock = clock;
+    const report = (await handleReleaseEvent({ lockIds: ['a', 'b'], userId: USER }, ctx)) as ReleaseReport;
+    expect(report.summary.durationMs).toBe(500);
+    const refusedCtx = context(new FakeGateway());
+    refusedCtx.engine.clock = clock;
+    const refused = (await handleReleaseEvent({ lockIds: 'a' }, refusedCtx)) as ReleaseReport;
+    expect(refused.summary.durationMs).toBe(0);
+  });
+
+  it('a refused payload: every entry counted as requested and failed, nothing else', async () => {
+    const lockIds = Array.from({ length: 101 }, (_, i) => `lock-${i}`);
+    const report = (await handleReleaseEvent(
+      { lockIds, userId: USER },
+      context(new FakeGateway()),
+    )) as ReleaseReport;
+    expect(report.summary).toEqual({
+      requested: 101,
+      released: 0,
+      alreadyReleased: 0,
+      failed: 101,
+      duplicates: 0,
+      durationMs: 0,
+    });
+  });
+
+  it('a dry run counts wouldRelease and only then', async () => {
+    const dry = (await handleReleaseEvent(
+      { dryRun: true, lockIds: ['a', 'a', 'b'], userId: USER },
+      context(new FakeGateway()),
+    )) as ReleaseReport;
+    expect(dry.summary).toEqual({
+      requested: 3,
+      released: 0,
+      alreadyReleased: 0,
+      failed: 0,
+      duplicates: 1,
+      wouldRelease: 2,
+      durationMs: 0,
+    });
+    expect(dry.results).toEqual([
+      { lockId: 'a', userId: USER, outcome: 'wouldRelease', attempts: 0 },
+      { lockId: 'b', userId: USER, outcome: 'wouldRelease', attempts: 0 },
+    ]);
+    const real = (await handleReleaseEvent(
+      { lockIds: ['a'], userId: USER },
+      context(new FakeGateway()),
+    )) as ReleaseReport;
+    expect(real.summary).not.toHaveProperty('wouldRelease');
+  });
+
+  it('a lock the engine gave no outcome for is reported failed, never released', () => {
+    const report = buildReport([{ ok: true, lock: { lockId: 'a', userId: USER } }], new Map(), 5);
+    expect(report.results).toEqual([
+      {
+        lockId: 'a',
+        userId: USER,
+        outcome: 'failed',
+        attempts: 0,
+        error: { kind: 'permanent', message: 'internal error: no outcome recorded for this lock' },
+      },
+    ]);
+    expect(report.summary).toMatchObject({ requested: 1, failed: 1, durationMs: 5 });
   });
 });
