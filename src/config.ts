@@ -28,8 +28,6 @@ export interface EnvConfig {
 
 type Env = Record<string, string | undefined>;
 
-const LOG_LEVELS: readonly LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'CRITICAL', 'SILENT'];
-
 /**
  * One variable: its schema and the one message that describes its rule. Only that message is ever reported,
  * so no value can reach an error whatever zod would have said.
@@ -40,16 +38,18 @@ interface Setting<T> {
 }
 
 /** The trimmed value; '' when unset. */
-const text = z.pipe(
-  z.optional(z.string()),
-  z.transform((raw) => raw?.trim() ?? ''),
-);
+function text() {
+  return z.pipe(
+    z.optional(z.string()),
+    z.transform((raw) => raw?.trim() ?? ''),
+  );
+}
 
 /** A whole number in [min, max] written in decimal digits; `fallback` when unset or blank. */
 function wholeNumber(name: string, fallback: number, min: number, max: number): Setting<number> {
   return {
     schema: z.pipe(
-      text,
+      text(),
       z.pipe(
         z.transform((value: string) => (value === '' ? fallback : /^\d+$/.test(value) ? Number(value) : NaN)),
         z.number().check(z.minimum(min), z.maximum(max)),
@@ -59,42 +59,46 @@ function wholeNumber(name: string, fallback: number, min: number, max: number): 
   };
 }
 
-const SETTINGS = {
-  KOODRIVE_SECRET_ID: {
-    schema: z.pipe(text, z.string().check(z.minLength(1))),
-    rule: 'KOODRIVE_SECRET_ID is required (the Secrets Manager secret name or ARN)',
-  },
-  LOG_LEVEL: {
-    schema: z.pipe(
-      text,
-      z.pipe(
-        z.transform((value: string) => value.toUpperCase() || 'INFO'),
-        z.enum(LOG_LEVELS),
+/** Every variable read, in the order problems are reported. Built per call: readEnv runs once per container. */
+function settings() {
+  const LOG_LEVELS: readonly LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'CRITICAL', 'SILENT'];
+  return {
+    KOODRIVE_SECRET_ID: {
+      schema: z.pipe(text(), z.string().check(z.minLength(1))),
+      rule: 'KOODRIVE_SECRET_ID is required (the Secrets Manager secret name or ARN)',
+    },
+    LOG_LEVEL: {
+      schema: z.pipe(
+        text(),
+        z.pipe(
+          z.transform((value: string) => value.toUpperCase() || 'INFO'),
+          z.enum(LOG_LEVELS),
+        ),
       ),
-    ),
-    rule: `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`,
-  },
-  RELEASE_CONCURRENCY: wholeNumber('RELEASE_CONCURRENCY', 8, 1, 256),
-  RELEASE_MAX_ATTEMPTS: wholeNumber('RELEASE_MAX_ATTEMPTS', 4, 1, 20),
-  KOODRIVE_TIMEOUT_MS: wholeNumber('KOODRIVE_TIMEOUT_MS', 5000, 100, 60_000),
-  STALE_AFTER_SECONDS: wholeNumber('STALE_AFTER_SECONDS', 900, 60, 7 * 24 * 3600),
-  CLOCK_SKEW_SECONDS: wholeNumber('CLOCK_SKEW_SECONDS', 10, 0, 300),
-  SECRET_CACHE_SECONDS: wholeNumber('SECRET_CACHE_SECONDS', 300, 0, 24 * 3600),
-  MAX_LOCKS_PER_INVOKE: wholeNumber('MAX_LOCKS_PER_INVOKE', 10_000, 1, 100_000),
-} satisfies Record<string, Setting<unknown>>;
-
-const EnvSchema = z.object(
-  Object.fromEntries(Object.entries(SETTINGS).map(([name, setting]) => [name, setting.schema])) as {
-    [K in keyof typeof SETTINGS]: (typeof SETTINGS)[K]['schema'];
-  },
-);
+      rule: `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`,
+    },
+    RELEASE_CONCURRENCY: wholeNumber('RELEASE_CONCURRENCY', 8, 1, 256),
+    RELEASE_MAX_ATTEMPTS: wholeNumber('RELEASE_MAX_ATTEMPTS', 4, 1, 20),
+    KOODRIVE_TIMEOUT_MS: wholeNumber('KOODRIVE_TIMEOUT_MS', 5000, 100, 60_000),
+    STALE_AFTER_SECONDS: wholeNumber('STALE_AFTER_SECONDS', 900, 60, 7 * 24 * 3600),
+    CLOCK_SKEW_SECONDS: wholeNumber('CLOCK_SKEW_SECONDS', 10, 0, 300),
+    SECRET_CACHE_SECONDS: wholeNumber('SECRET_CACHE_SECONDS', 300, 0, 24 * 3600),
+    MAX_LOCKS_PER_INVOKE: wholeNumber('MAX_LOCKS_PER_INVOKE', 10_000, 1, 100_000),
+  } satisfies Record<string, Setting<unknown>>;
+}
 
 /** Reads and checks every setting; throws one ConfigError that lists all the problems found, in table order. */
 export function readEnv(env: Env = process.env): EnvConfig {
-  const parsed = z.safeParse(EnvSchema, env);
+  const table = settings();
+  const schema = z.object(
+    Object.fromEntries(Object.entries(table).map(([name, setting]) => [name, setting.schema])) as {
+      [K in keyof typeof table]: (typeof table)[K]['schema'];
+    },
+  );
+  const parsed = z.safeParse(schema, env);
   if (!parsed.success) {
     const bad = new Set(parsed.error.issues.map((issue) => issue.path[0]));
-    const problems = Object.entries(SETTINGS)
+    const problems = Object.entries(table)
       .filter(([name]) => bad.has(name))
       .map(([, setting]) => setting.rule);
     throw new ConfigError('invalid environment', problems);

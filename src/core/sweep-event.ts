@@ -38,17 +38,20 @@ function wholeNumber(name: string, min: number, max: number) {
   );
 }
 
-const EventSchema = z.object(
-  {
-    // null is taken for "not given", as it always was.
-    dryRun: z.nullish(
-      z.boolean({ error: (issue) => `dryRun must be true or false, got ${shown(issue.input)}` }),
-    ),
-    staleAfterSeconds: wholeNumber('staleAfterSeconds', MIN_STALE_AFTER_SECONDS, MAX_STALE_AFTER_SECONDS),
-    limit: wholeNumber('limit', 1, MAX_SWEEP_LIMIT),
-  },
-  { error: (issue) => `the event must be a JSON object, got ${describeType(issue.input)}` },
-);
+/** Built per call: one sweep reads one event. */
+function eventSchema() {
+  return z.object(
+    {
+      // null is taken for "not given", as it always was.
+      dryRun: z.nullish(
+        z.boolean({ error: (issue) => `dryRun must be true or false, got ${shown(issue.input)}` }),
+      ),
+      staleAfterSeconds: wholeNumber('staleAfterSeconds', MIN_STALE_AFTER_SECONDS, MAX_STALE_AFTER_SECONDS),
+      limit: wholeNumber('limit', 1, MAX_SWEEP_LIMIT),
+    },
+    { error: (issue) => `the event must be a JSON object, got ${describeType(issue.input)}` },
+  );
+}
 
 /**
  * Reads `dryRun`, `staleAfterSeconds` and `limit` from any JSON object (a scheduled event, `{}`, a direct
@@ -59,7 +62,7 @@ export function parseSweepEvent(
   event: unknown,
   defaults: { staleAfterSeconds: number; limit: number },
 ): SweepEvent {
-  const parsed = z.safeParse(EventSchema, event ?? {});
+  const parsed = z.safeParse(eventSchema(), event ?? {});
   if (!parsed.success) {
     // A value may break several rules (0.5 is neither whole nor in range): one problem per field.
     const problems = new Map<string, string>();

@@ -22,7 +22,8 @@ export { isLoopbackHost } from './endpoint';
 export { defaultDispatcher } from './exchange';
 
 export const LOCK_PATH = '/koodrive/ose/v1/backup/lock';
-const ENCODED_LOCK_PATH = encodePath(LOCK_PATH);
+/** LOCK_PATH as sent, encoded on first use. */
+let encodedLockPath: string | undefined;
 export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024;
 export const DEFAULT_X_DATE_BACKDATE_MS = 1000;
 
@@ -148,7 +149,7 @@ export class KooDriveClient {
         this.dispatcher,
         {
           origin: target.origin,
-          path: ENCODED_LOCK_PATH,
+          path: (encodedLockPath ??= encodePath(LOCK_PATH)),
           method: req.method,
           headers,
           body: req.body ?? null,

@@ -10,20 +10,22 @@ import { DEFAULT_PROTOCOL, type KooDriveSettings } from './settings';
 
 export { isAllowedEndpoint } from './endpoint';
 
-const id = z.string().check(z.minLength(1), z.maxLength(MAX_ID_LENGTH), z.regex(/^[\x21-\x7e]+$/));
-const nonEmpty = z.string().check(z.minLength(1), z.regex(/^[\x21-\x7e]+$/));
-
-const SecretSchema = z.object({
-  endpoint: z.string(),
-  appId: z.optional(nonEmpty),
-  appSecret: z.optional(nonEmpty),
-  accessToken: z.optional(nonEmpty),
-  defaultUserId: z.optional(id),
-  extraSignedHeaders: z.optional(z.array(z.string().check(z.regex(/^[a-z0-9-]+$/)))),
-  dateLineInStringToSign: z.optional(z.boolean()),
-  tokenPrefix: z.optional(z.string().check(z.regex(/^[\x20-\x7e]*$/))),
-  alreadyReleasedCodes: z.optional(z.array(z.union([z.string(), z.number()]))),
-});
+/** The secret's JSON shape. Built per call: a secret is parsed once per read. */
+function secretSchema() {
+  const id = z.string().check(z.minLength(1), z.maxLength(MAX_ID_LENGTH), z.regex(/^[\x21-\x7e]+$/));
+  const nonEmpty = z.string().check(z.minLength(1), z.regex(/^[\x21-\x7e]+$/));
+  return z.object({
+    endpoint: z.string(),
+    appId: z.optional(nonEmpty),
+    appSecret: z.optional(nonEmpty),
+    accessToken: z.optional(nonEmpty),
+    defaultUserId: z.optional(id),
+    extraSignedHeaders: z.optional(z.array(z.string().check(z.regex(/^[a-z0-9-]+$/)))),
+    dateLineInStringToSign: z.optional(z.boolean()),
+    tokenPrefix: z.optional(z.string().check(z.regex(/^[\x20-\x7e]*$/))),
+    alreadyReleasedCodes: z.optional(z.array(z.union([z.string(), z.number()]))),
+  });
+}
 
 /**
  * Parses the secret's SecretString into client settings. The error lists the fields at fault, never
@@ -38,7 +40,7 @@ export function parseSecret(secretString: string | undefined, secretId: string):
   } catch {
     throw fail(['SecretString is not JSON']);
   }
-  const parsed = z.safeParse(SecretSchema, json);
+  const parsed = z.safeParse(secretSchema(), json);
   if (!parsed.success) {
     throw fail(
       parsed.error.issues.map((issue) => {
