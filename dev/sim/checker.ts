@@ -10,6 +10,7 @@
  *   succeed before its previous safe time ran out + safe time, and never later than the start of its last
  *   KooDrive create or renew it saw succeed + 600 s − margin;
  * - liveness: a crashed holder's lock is freed within the bound (see `livenessBound`);
+ * - a lost lease is never renewed: when a holder sends a KooDrive renew, its ledger item is still its own HELD item;
  * - quiescence: at the end, after a long stretch without new work, no item is HELD or RELEASING and no KooDrive
  *   lock of a finished or dead holder is still live.
  */
@@ -18,7 +19,7 @@ import type { Actor, Scheduler } from './clock';
 import { LOCK_MS, type KooDriveModel, type ModelLock } from './koodrive-model';
 
 export interface Violation {
-  property: 'exclusion' | 'no-false-release' | 'liveness' | 'quiescence';
+  property: 'exclusion' | 'no-false-release' | 'liveness' | 'quiescence' | 'lost-lease-renewed';
   at: number;
   message: string;
 }
@@ -188,6 +189,17 @@ export class Checker {
       if (previous !== undefined) this.superseded.add(previous);
       this.current.set(key, lockId);
     }
+  }
+
+  /** A holder sends a KooDrive renew: its ledger item must still be its own HELD item (a lost lease is never renewed). */
+  renewing(actor: Actor, lockId: string, item: { status: string; holder?: string } | undefined): void {
+    if (item === undefined || (item.status === 'HELD' && item.holder === actor.name)) return;
+    this.violate(
+      'lost-lease-renewed',
+      `${actor.name} renews ${lockId} in KooDrive although its ledger item is ${item.status}${
+        item.status === 'HELD' ? ` by ${item.holder ?? 'nobody'}` : ''
+      }`,
+    );
   }
 
   crashed(actor: Actor): void {

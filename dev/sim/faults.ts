@@ -213,6 +213,8 @@ export interface KooDrivePorts extends LockGateway {
 }
 
 export interface KooDriveCallObserver {
+  /** A renew is being sent (the checker looks at the ledger item then). */
+  renewing?(lockId: string): void;
   /** A create or renew the caller saw succeed; sentAt is when it started (true time). */
   acknowledged?(actor: Actor, op: 'create' | 'renew', lockId: string, sentAt: number): void;
 }
@@ -252,15 +254,18 @@ export function koodrivePorts(
           }
         },
       }),
-    renewLock: (lock) =>
-      net.call(actor, 'kd.renew', {
+    renewLock: (lock) => {
+      observer.renewing?.(lock.lockId);
+      return net.call(actor, 'kd.renew', {
         ...common<RenewAnswer>(),
         apply: () => model.renew(lock, actor.name),
         delivered: (answer, sentAt) => {
-          if ('value' in answer && answer.value.ok)
+          if ('value' in answer && answer.value.ok) {
             observer.acknowledged?.(actor, 'renew', lock.lockId, sentAt);
+          }
         },
-      }),
+      });
+    },
     releaseLock,
     release: releaseLock,
     refreshCredentials: () => Promise.resolve(false),

@@ -21,7 +21,7 @@ export interface Variant {
   name: string;
   /** The clock a holder process uses (default: its actor's clock). */
   holderClock?(actor: Actor): Clock;
-  /** Wraps a holder's ledger port (below the network: runs at the service). */
+  /** Wraps a holder's ledger port (in the holder's process, above the network). */
   holderLedger?(ledger: HolderLedger, koodrive: KooDriveLocks): HolderLedger;
   /** The sweep's clock-skew allowance (default: the schedule's allowance). */
   sweepSkewAllowanceSeconds?(allowanceSeconds: number): number;
@@ -208,16 +208,16 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
     checker.addProc({ actor, timing });
     const koodrive = koodrivePorts(net, workerRng.fork(), model, actor, KOODRIVE_TIMEOUT_MS, {
       acknowledged: (a, op, lockId, sentAt) => checker.koodriveAck(a, op, lockId, sentAt),
+      renewing: (lockId) => checker.renewing(actor, lockId, store.items.get(lockId)),
     });
-    const serviceLedger = variant.holderLedger
-      ? variant.holderLedger(observedHolderLedger, wrapKooDriveAt(koodrive))
-      : observedHolderLedger;
-    const ledger = ledgerPorts(net, actor, serviceLedger, {
+    const networkLedger = ledgerPorts(net, actor, observedHolderLedger, {
       acknowledged: (a, op, lockId, sentAt) => {
-        if (op === 'ledger.recordAcquired' || op === 'ledger.recordHeartbeat')
+        if (op === 'ledger.recordAcquired' || op === 'ledger.recordHeartbeat') {
           checker.ledgerAck(a, lockId, sentAt);
+        }
       },
     });
+    const ledger = variant.holderLedger ? variant.holderLedger(networkLedger, koodrive) : networkLedger;
     const clock = variant.holderClock ? variant.holderClock(actor) : actor.clock;
     const holder = new LockHolder({
       name: actor.name,
@@ -408,9 +408,4 @@ function bindSweep(store: MemoryLedger): SweepLedger {
     claimRecorder: (claimed) => store.claimRecorder(claimed),
     closeExpired: (item) => store.closeExpired(item),
   };
-}
-
-/** The KooDrive port as a variant's ledger wrapper may use it (already through the network). */
-function wrapKooDriveAt(koodrive: KooDriveLocks): KooDriveLocks {
-  return koodrive;
 }

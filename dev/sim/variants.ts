@@ -1,0 +1,70 @@
+/**
+ * Deliberately broken systems, built from the outside (a clock, a port wrapper, a setting), that the checker
+ * must catch: the evidence that a passing simulation means something.
+ */
+import type { HolderLedger, LedgerItem, SweepLedger } from '../../src/core/lease';
+import type { LockRef } from '../../src/core/model';
+import type { KooDriveLocks } from '../../src/ledger/holder';
+import type { MemoryLedger } from '../memory-ledger';
+import type { Variant } from './world';
+
+/** (a) A holder without a safe time: its monotonic clock never advances, so assertHeld() never expires. */
+export const NO_SAFE_TIME: Variant = {
+  name: 'no-safe-time',
+  holderClock: (actor) => {
+    const frozen = actor.clock.monotonic();
+    return { ...actor.clock, monotonic: () => frozen };
+  },
+};
+
+/** (b) The old heartbeat order: every ledger heartbeat is preceded by a KooDrive renew (renew first, then the ledger). */
+export const RENEW_FIRST: Variant = {
+  name: 'renew-first',
+  holderLedger: (ledger: HolderLedger, koodrive: KooDriveLocks): HolderLedger => {
+    const refs = new Map<string, LockRef>();
+    return {
+      recordAcquired: async (lock) => {
+        refs.set(lock.lockId, { lockId: lock.lockId, userId: lock.userId });
+        return ledger.recordAcquired(lock);
+      },
+      recordHeartbeat: async (lockId, holder, leaseSeconds) => {
+        const ref = refs.get(lockId);
+        if (ref) {
+          const renewed = await koodrive.renewLock(ref);
+          if (!renewed.ok) throw new Error(`renew failed: ${renewed.error.message}`);
+        }
+        return ledger.recordHeartbeat(lockId, holder, leaseSeconds);
+      },
+      recordReleased: (lockId) => ledger.recordReleased(lockId),
+      record: (result) => ledger.record(result),
+    };
+  },
+};
+
+/** (c) A sweep without the clock-skew allowance while the clocks are skewed. */
+export const SWEEP_WITHOUT_SKEW: Variant = {
+  name: 'sweep-without-skew',
+  sweepSkewAllowanceSeconds: () => 0,
+};
+
+/** (d) A ledger whose claim ignores the version read: it claims whatever the item is now. */
+export const CLAIM_IGNORES_VERSION: Variant = {
+  name: 'claim-ignores-version',
+  sweepLedger: (ledger: SweepLedger, store: MemoryLedger): SweepLedger => ({
+    openItems: () => ledger.openItems(),
+    claimRecorder: (claimed) => ledger.claimRecorder(claimed),
+    closeExpired: (item) => ledger.closeExpired(item),
+    claim: (item: LedgerItem, leaseSeconds) =>
+      ledger.claim({ ...item, version: store.items.get(item.lockId)?.version ?? item.version }, leaseSeconds),
+  }),
+};
+
+/** (a) and (b) together: the holder before issue 9 (renew first, no safe time). */
+export const OLD_HOLDER: Variant = { ...NO_SAFE_TIME, ...RENEW_FIRST, name: 'old-holder' };
+
+export const BROKEN_VARIANTS: readonly Variant[] = [
+  NO_SAFE_TIME,
+  RENEW_FIRST,
+  SWEEP_WITHOUT_SKEW,
+  CLAIM_IGNORES_VERSION,
+];
