@@ -812,3 +812,238 @@ describe('the known-answer vectors of the KooDrive docs, through the client', ()
     });
   });
 });
+
+describe('the client around the exchange (scripted dispatcher)', () => {
+  const ENDPOINT = 'https://kd.example';
+  type Script = (options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler) => void;
+  const controller = { abort() {}, pause() {}, resume() {} } as unknown as Dispatcher.DispatchController;
+  /** Answers `status` with `body` (and optional headers). */
+  const answer =
+    (status: number, body: string, headers: Record<string, string> = {}): Script =>
+    (_options, h) => {
+      h.onRequestStart?.(controller, {});
+      h.onResponseStart?.(controller, status, headers, '');
+      h.onResponseData?.(controller, Buffer.from(body));
+      h.onResponseEnd?.(controller, {});
+    };
+
+  function scriptedClient(
+    script: Script,
+    options: Partial<KooDriveClientOptions> = {},
+    changes: Parameters<typeof settingsSource>[1] = {},
+  ) {
+    const sent: Dispatcher.DispatchOptions[] = [];
+    const dispatcher = {
+      dispatch(o: Dispatcher.DispatchOptions, h: Dispatcher.DispatchHandler) {
+        sent.push(o);
+        script(o, h);
+        return true;
+      },
+    } as unknown as Dispatcher;
+    const client = new KooDriveClient({
+      settings: settingsSource(ENDPOINT, changes),
+      dispatcher,
+      timeoutMs: 1000,
+      ...options,
+    });
+    return { client, sent };
+  }
+
+  it('refuses a timeoutMs that is not a positive number', () => {
+    for (const timeoutMs of [0, -1, Number.NaN]) {
+      expect(() => new KooDriveClient({ settings: settingsSource(ENDPOINT), timeoutMs })).toThrow(
+        `timeoutMs must be a positive number, got ${timeoutMs}`,
+      );
+    }
+    expect(() => new KooDriveClient({ settings: settingsSource(ENDPOINT), timeoutMs: 1 })).not.toThrow();
+  });
+
+  it('back-dates X-Date by xDateBackdateMs, never into the future', async () => {
+    const now = Date.UTC(2024, 8, 9, 3, 33, 26, 0);
+    const xDate = async (xDateBackdateMs?: number) => {
+      const { client, sent } = scriptedClient(answer(200, '{"code":0}'), {
+        now: () => now,
+        ...(xDateBackdateMs === undefined ? {} : { xDateBackdateMs }),
+      });
+      await client.releaseLock(LOCK);
+      return (sent[0]?.headers as Record<string, string>)['x-date'];
+    };
+    expect(await xDate()).toBe('20240909T033325Z');
+    expect(await xDate(3000)).toBe('20240909T033323Z');
+    expect(await xDate(0)).toBe('20240909T033326Z');
+    expect(await xDate(-5000)).toBe('20240909T033326Z');
+  });
+
+  it('passes Retry-After on, an HTTP-date measured from the client clock', async () => {
+    const now = Date.UTC(2025, 10, 3, 7, 1, 40);
+    const { client } = scriptedClient(
+      answer(503, '{"msg":"busy"}', { 'retry-after': 'Mon, 03 Nov 2025 07:01:50 GMT' }),
+      { now: () => now },
+    );
+    expect(await client.releaseLock(LOCK)).toMatchObject({ ok: false, retryAfterMs: 10_000 });
+  });
+
+  it('refuses credentials that would break the Authorization header, sending nothing', async () => {
+    const { client, sent } = scriptedClient(
+      answer(200, '{"code":0}'),
+      {},
+      {
+        auth: { mode: 'token', accessToken: 'tok\r\nX-Evil: 1' },
+      },
+    );
+    expect(await client.releaseLock(LOCK)).toEqual({
+      ok: false,
+      error: {
+        kind: 'permanent',
+        message: 'the credentials hold characters that are not allowed in an HTTP header',
+      },
+      credentialsVersion: CREDENTIALS_VERSION,
+    });
+    expect(sent).toHaveLength(0);
+  });
+
+  it('uses the token prefix of the protocol options', async () => {
+    const { client, sent } = scriptedClient(
+      answer(200, '{"code":0}'),
+      {},
+      {
+        auth: { mode: 'token', accessToken: ACCESS_TOKEN },
+        protocol: { tokenPrefix: 'Bearer+' },
+      },
+    );
+    await client.releaseLock(LOCK);
+    expect((sent[0]?.headers as Record<string, string>).authorization).toBe(`Bearer+${ACCESS_TOKEN}`);
+  });
+
+  it.each([
+    ['UND_ERR_INVALID_ARG', 'permanent'],
+    ['UND_ERR_SOCKET', 'retryable'],
+  ])('a transport error %s is %s, with its code and a redacted message', async (code, kind) => {
+    const { client } = scriptedClient((_o, h) => {
+      h.onRequestStart?.(controller, {});
+      h.onResponseError?.(
+        controller,
+        Object.assign(new Error(`failed with ${APP_SECRET}\r\nnext`), { code }),
+      );
+    });
+    expect(await client.releaseLock(LOCK)).toEqual({
+      ok: false,
+      error: { kind, message: `request failed (${code}): failed with [redacted] next` },
+      credentialsVersion: CREDENTIALS_VERSION,
+    });
+  });
+
+  it('a transport error without a code is retryable as an unknown error', async () => {
+    const { client } = scriptedClient((_o, h) => h.onResponseError?.(controller, new Error('gone')));
+    expect(await client.releaseLock(LOCK)).toMatchObject({
+      ok: false,
+      error: { kind: 'retryable', message: 'request failed (unknown error): gone' },
+    });
+  });
+
+  it('an answer that is not JSON is classified by its status alone', async () => {
+    const { client } = scriptedClient(answer(200, 'OK'));
+    expect(await client.releaseLock(LOCK)).toMatchObject({
+      ok: false,
+      error: {
+        kind: 'permanent',
+        message: 'unexpected answer: HTTP 200 without a KooDrive code',
+        httpStatus: 200,
+      },
+    });
+  });
+
+  it('create: a "does not exist" answer is a permanent failure keeping the code', async () => {
+    const { client } = scriptedClient(answer(400, '{"code":13000309,"msg":"resource does not exist"}'));
+    expect(await client.createLock(LOCK.userId, '102')).toEqual({
+      ok: false,
+      error: {
+        kind: 'permanent',
+        httpStatus: 400,
+        code: '13000309',
+        message: 'create answered that the resource does not exist',
+      },
+      credentialsVersion: CREDENTIALS_VERSION,
+    });
+  });
+
+  it('create: a lock ID that is not a valid ID is refused, naming the problem', async () => {
+    for (const [data, problem] of [
+      [{ lockId: 'has space' }, 'lockId may hold only printable ASCII characters (0x21-0x7E)'],
+      [{ lockId: 7 }, 'lockId must be a string, got number'],
+      [['x'], 'lockId must be a string, got undefined'],
+    ] as const) {
+      const { client } = scriptedClient(answer(200, JSON.stringify({ code: 0, data })));
+      expect(await client.createLock(LOCK.userId, '102')).toEqual({
+        ok: false,
+        error: {
+          kind: 'permanent',
+          httpStatus: 200,
+          message: `create succeeded but its answer has no usable lock ID: ${problem}`,
+        },
+        credentialsVersion: CREDENTIALS_VERSION,
+      });
+    }
+  });
+
+  it('renew: failures pass through, without a code when the answer has none', async () => {
+    const { client } = scriptedClient(answer(503, 'busy'));
+    expect(await client.renewLock(LOCK)).toEqual({
+      ok: false,
+      error: { kind: 'retryable', httpStatus: 503, message: 'server error (HTTP 503)' },
+      credentialsVersion: CREDENTIALS_VERSION,
+    });
+  });
+
+  it('each client checks its own endpoint, also when two alternate', async () => {
+    const sentTo: string[] = [];
+    const dispatcher = {
+      dispatch(o: Dispatcher.DispatchOptions, h: Dispatcher.DispatchHandler) {
+        sentTo.push(String(o.origin));
+        answer(200, '{"code":0}')(o, h);
+        return true;
+      },
+    } as unknown as Dispatcher;
+    const good = new KooDriveClient({
+      settings: settingsSource('https://a.example'),
+      dispatcher,
+      timeoutMs: 100,
+    });
+    const bad = new KooDriveClient({
+      settings: settingsSource('http://b.example'),
+      dispatcher,
+      timeoutMs: 100,
+    });
+    const other = new KooDriveClient({
+      settings: settingsSource('https://c.example:8443'),
+      dispatcher,
+      timeoutMs: 100,
+    });
+    expect((await good.releaseLock(LOCK)).ok).toBe(true);
+    expect((await bad.releaseLock(LOCK)).ok).toBe(false);
+    expect((await other.releaseLock(LOCK)).ok).toBe(true);
+    expect((await good.releaseLock(LOCK)).ok).toBe(true);
+    expect(sentTo).toEqual(['https://a.example', 'https://c.example:8443', 'https://a.example']);
+  });
+
+  it('refuses an endpoint with a query, a fragment or a password, and names an unsupported scheme', async () => {
+    for (const [endpoint, message] of [
+      ['https://kd.example/?a=1', 'must be an origin'],
+      ['https://kd.example/#x', 'must be an origin'],
+      ['https://:pw@kd.example', 'must be an origin'],
+      ['ws://kd.example', 'unsupported endpoint scheme ws:'],
+      ['http://10.0.0.1', 'refusing plain http:// to the non-loopback host 10.0.0.1'],
+      ['::', 'the KooDrive endpoint is not a valid URL'],
+    ] as const) {
+      const dispatcher = newAgent();
+      const outcome = await new KooDriveClient({
+        settings: settingsSource(endpoint),
+        dispatcher,
+        timeoutMs: 100,
+      }).releaseLock(LOCK);
+      expect(outcome, endpoint).toMatchObject({ ok: false, error: { kind: 'permanent' } });
+      if (!outcome.ok) expect(outcome.error.message, endpoint).toContain(message);
+      expect(dispatcher.dispatched, endpoint).toBe(0);
+    }
+  });
+});
