@@ -6,6 +6,7 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { lambdaContext } from './lambda-context';
+import { runCrashDemo } from './crash-demo';
 import { seedSamples } from './samples';
 import { applyEnv, startLocalStack } from './stack';
 
@@ -48,7 +49,8 @@ async function main(): Promise<void> {
     );
     console.log(`  ${stack.koodrive.locks().length} locks held in the emulator; the ledger records`);
     console.log(
-      `  ${seeded?.stale.length} stale, ${seeded?.fresh.length} fresh and ${seeded?.failed.length} failed`,
+      `  ${seeded?.stale.length} stale (holders that stopped past their lease), ${seeded?.fresh.length} fresh, ` +
+        `${seeded?.failed.length} failed (retried) and ${seeded?.expired.length} failed long ago (closed as EXPIRED)`,
     );
 
     // Imported only now, so the handlers read the local stack's environment.
@@ -69,6 +71,17 @@ async function main(): Promise<void> {
 
     heading('sweep, scheduled (events/scheduled-sweep.json)');
     show(await sweep(event('scheduled-sweep.json'), lambdaContext('sweep', 300_000)));
+
+    heading('A worker killed with SIGKILL (lease 5 s, skew allowance 1 s, a sweep every 2 s)');
+    const crash = await runCrashDemo(stack);
+    console.log(`  worker held ${crash.lockId}, heart-beat, and was killed`);
+    console.log(
+      `  the sweep released it ${(crash.freedAfterMs / 1000).toFixed(1)} s after its last heartbeat ` +
+        `(bound: lease + skew + period + 1 s = ${crash.boundMs / 1000} s; ${crash.sweeps} sweep runs)`,
+    );
+    console.log(
+      '  with the deployed defaults the same bound is 120 + 10 + 60 + 1 = 191 s (README, "Leases and the promise")',
+    );
 
     heading('The emulator now holds');
     for (const lock of stack.koodrive.locks()) {

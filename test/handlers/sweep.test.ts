@@ -1,11 +1,12 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { lambdaContext } from '../../dev/lambda-context';
 import { LOCAL_USER_ID } from '../../dev/stack';
-import { parseSecret } from '../../src/config';
+import { LockLostError } from '../../src/core/errors';
 import type { ReleaseReport } from '../../src/core/model';
 import { handler as release } from '../../src/handlers/release';
 import { handler as sweep } from '../../src/handlers/sweep';
 import { KooDriveClient } from '../../src/koodrive/client';
+import { parseSecret } from '../../src/koodrive/secret';
 import { LockHolder } from '../../src/ledger/holder';
 import { DynamoLedger } from '../../src/ledger/ledger';
 import { loadEvent } from '../helpers/events';
@@ -18,23 +19,34 @@ beforeAll(() => {
   ledger = new DynamoLedger({ tableName: stack().dynamo!.tableName, client: stack().dynamo!.client });
 });
 
-/** A lock held in KooDrive and recorded HELD in the ledger, its last heartbeat `ageMinutes` ago. */
-async function held(ageMinutes: number): Promise<string> {
-  const lockId = stack().koodrive.seedLock(LOCAL_USER_ID, '102');
+/**
+ * A lock held in KooDrive and recorded HELD in the ledger on a `leaseSeconds` lease, its last heartbeat (and
+ * KooDrive renewal) `ageSeconds` ago.
+ */
+async function held(ageSeconds: number, leaseSeconds = 120): Promise<string> {
+  const renewedAt = Date.now() - ageSeconds * 1000;
+  const lockId = stack().koodrive.seedLock(LOCAL_USER_ID, '102', { expiresAt: renewedAt + 600_000 });
   const past = new DynamoLedger({
     tableName: stack().dynamo!.tableName,
     client: stack().dynamo!.client,
-    now: () => Date.now() - ageMinutes * 60_000,
+    now: () => renewedAt,
   });
-  await past.recordAcquired({ lockId, userId: LOCAL_USER_ID, moduleCode: '102', holder: 'worker-1' });
+  await past.recordAcquired({
+    lockId,
+    userId: LOCAL_USER_ID,
+    moduleCode: '102',
+    holder: 'worker-1',
+    leaseSeconds,
+  });
   return lockId;
 }
 
 describe('sweep against the local stack', () => {
   it('a dry run lists the stale and failed locks with reasons and changes nothing', async () => {
-    const stale = await held(20);
-    const fresh = await held(1);
-    const failed = await held(2);
+    // Stale: 131 s > lease 120 + skew 10. Fresh: 125 s on a 120 s lease is still inside the skew allowance.
+    const stale = await held(131);
+    const fresh = await held(125);
+    const failed = await held(60);
     await ledger.record({
       lockId: failed,
       userId: LOCAL_USER_ID,
@@ -52,7 +64,7 @@ describe('sweep against the local stack', () => {
     );
     expect(mine).toHaveLength(2);
     expect(mine.find((c) => c.lockId === stale)?.reason).toMatch(
-      /heartbeat 1\d{3} s old \(stale after 900 s\)/,
+      /heartbeat 13\d s old \(lease 120 s \+ skew 10 s\)/,
     );
     expect(report.summary.released).toBe(0);
     expect(stack().koodrive.isHeld(stale)).toBe(true);
@@ -60,9 +72,9 @@ describe('sweep against the local stack', () => {
   });
 
   it('the scheduled sweep releases exactly the stale and failed locks and marks them RELEASED', async () => {
-    const stale = await held(20);
-    const fresh = await held(1);
-    const failed = await held(2);
+    const stale = await held(100, 60);
+    const fresh = await held(100, 120);
+    const failed = await held(30);
     await ledger.record({
       lockId: failed,
       userId: LOCAL_USER_ID,
@@ -120,19 +132,36 @@ describe('a backup worker using the holder client against the local stack', () =
       client: stack().dynamo!.client,
       now: () => Date.now() + clockOffsetMs,
     });
-    const worker = new LockHolder({ koodrive, ledger: workerLedger, holder: 'worker-e2e' });
+    const worker = new LockHolder({ koodrive, ledger: workerLedger, name: 'worker-e2e', leaseSeconds: 60 });
 
+    // A worker on time keeps its lock through a sweep.
     const lock = await worker.acquire(LOCAL_USER_ID, '101');
     expect(stack().koodrive.isHeld(lock.lockId)).toBe(true);
     await worker.heartbeat(lock);
     const fresh = await sweep({}, lambdaContext('sweep'));
     expect(fresh.candidates.map((c) => c.lockId)).not.toContain(lock.lockId);
 
-    clockOffsetMs = -20 * 60_000; // its last heartbeat, 20 minutes ago: the worker crashed
-    await worker.heartbeat(lock);
+    const late = await worker.acquire(LOCAL_USER_ID, '102');
+    // A worker whose last heartbeat was 75 s ago on a 60 s lease (stale after 60 + skew 10 s): it crashed.
+    clockOffsetMs = -75_000;
+    const stale = await new LockHolder({
+      koodrive,
+      ledger: workerLedger,
+      name: 'worker-late',
+      leaseSeconds: 60,
+    }).acquire(LOCAL_USER_ID, '100');
     const swept = await sweep({}, lambdaContext('sweep'));
-    expect(swept.results.find((r) => r.lockId === lock.lockId)?.outcome).toBe('released');
-    expect(stack().koodrive.isHeld(lock.lockId)).toBe(false);
-    await expect(worker.heartbeat(lock)).rejects.toThrow(/renew/);
+    expect(swept.results.find((r) => r.lockId === stale.lockId)?.outcome).toBe('released');
+    expect(swept.candidates.map((c) => c.lockId)).not.toContain(late.lockId);
+    expect(stack().koodrive.isHeld(stale.lockId)).toBe(false);
+    expect(stack().koodrive.isHeld(late.lockId)).toBe(true);
+    // The late worker's next heartbeat writes the ledger first and finds its item taken: no KooDrive renew.
+    const renewsBefore = stack().koodrive.requests.filter((r) => r.method === 'PATCH').length;
+    await expect(
+      new LockHolder({ koodrive, ledger: workerLedger, name: 'worker-late', leaseSeconds: 60 }).heartbeat(
+        stale,
+      ),
+    ).rejects.toThrow(LockLostError);
+    expect(stack().koodrive.requests.filter((r) => r.method === 'PATCH').length).toBe(renewsBefore);
   });
 });
