@@ -65,11 +65,14 @@ const PLUGIN_KEYS = [
   'config',
 ];
 
-function readServerlessYml(): {
+export function readServerlessYml(): {
   custom?: { esbuild?: Record<string, unknown> };
   params?: { default?: Record<string, unknown> };
   provider?: { memorySize?: unknown };
-  functions?: Record<string, { memorySize?: unknown; timeout?: unknown }>;
+  functions?: Record<
+    string,
+    { memorySize?: unknown; timeout?: unknown; events?: Array<Record<string, unknown>> }
+  >;
 } {
   return yaml.load(readFileSync(join(ROOT, 'serverless.yml'), 'utf8'), { schema: CFN_SCHEMA }) as ReturnType<
     typeof readServerlessYml

@@ -120,7 +120,7 @@ export function tableShape(
     indexes: (input.GlobalSecondaryIndexes ?? []).map((gsi) => ({
       name: gsi.IndexName ?? '?',
       ...keys(gsi.KeySchema),
-      projection: (gsi.Projection?.ProjectionType ?? 'ALL'),
+      projection: gsi.Projection?.ProjectionType ?? 'ALL',
       nonKeyAttributes: gsi.Projection?.NonKeyAttributes ?? [],
     })),
   };

@@ -5,7 +5,7 @@ import type { Part, VariantResult } from './bundle';
 export interface Row {
   /** Stable ID, e.g. "1.calls" (the smoke test checks that every one of ROW_IDS is produced). */
   id: string;
-  /** The issue's item number. */
+  /** The issue's item number (issue 6), or 10.<goal> for issue 10's rows. */
   item: number;
   what: string;
   /** The goal as text; "—" when the item only reports. */
@@ -39,6 +39,20 @@ export const ROW_IDS = [
   '6.memory-size',
   '7.sweep-many',
   '7.sweep-few',
+  // Issue 10: each goal, the new ledger next to the baseline (today's byStatus ledger) in the same run.
+  '10.1-holders',
+  '10.1-load',
+  '10.2-heartbeat',
+  '10.2-sweep-read',
+  '10.3-sparse',
+  '10.4-lifecycle',
+  '10.4-sqs',
+  '10.4-month',
+  '10.5-cpu',
+  '10.5-variants',
+  '10.5-rss',
+  '10.6-sweep-many',
+  '10.6-sweep-few',
 ] as const;
 
 export type RowId = (typeof ROW_IDS)[number];
@@ -87,6 +101,8 @@ export interface Results {
   alternatives: VariantResult[];
   composition: { totalBytes: number; packages: Part[]; files: Part[] };
   notes: string[];
+  /** Issue 10's load model and cost sections (Markdown), when its items ran. */
+  issue10?: string;
 }
 
 const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
@@ -106,16 +122,18 @@ export function machineLine(r: Results): string {
 }
 
 /** The goals table: what was measured, its goal, the measurement, met or not. */
-export function goalsTable(r: Results): string {
+export function goalsTable(r: Results, which: (row: Row) => boolean = () => true): string {
   return table(
     ['#', 'measurement', 'goal', 'measured', 'met'],
-    r.rows.map((row) => [
-      String(row.item),
-      row.what,
-      row.goal,
-      row.measured,
-      row.ok === undefined ? '—' : row.ok ? 'yes' : '**no**',
-    ]),
+    r.rows
+      .filter(which)
+      .map((row) => [
+        String(row.item),
+        row.what,
+        row.goal,
+        row.measured,
+        row.ok === undefined ? '—' : row.ok ? 'yes' : '**no**',
+      ]),
   );
 }
 
@@ -147,12 +165,24 @@ export function compositionTable(r: Results, top = 12): string {
   );
 }
 
-export function markdown(r: Results): string {
+const isIssue10 = (row: Row) => row.id.startsWith('10.');
+
+export function markdown(r: Results, issue10 = ''): string {
+  const rows10 = r.rows.filter(isIssue10);
   return [
     `Machine: ${machineLine(r)}`,
     '',
-    goalsTable(r),
+    goalsTable(r, (row) => !isIssue10(row)),
     '',
+    ...(rows10.length
+      ? [
+          'Issue 10 (ledger scale and cost): the current ledger (sparse `openLocks` index) first, after "—" the baseline, the ledger before it (`byStatus` index), measured the same way in the same run:',
+          '',
+          goalsTable(r, isIssue10),
+          '',
+          ...(issue10 ? [issue10, ''] : []),
+        ]
+      : []),
     'Cold start alternatives (item 4): zip sizes estimated as serverless-esbuild writes them; times are medians of fresh processes, run interleaved; differences against the first line. The last lines leave parts out (cumulatively from "without the AWS SDK") to show what the load time is made of:',
     '',
     alternativesTable(r),

@@ -2,7 +2,8 @@
  * `npm run bench` (`-- --quick` for a seconds-long version; `--out <file>` to write the results elsewhere than
  * bench/results.json; `--only 2,4` for some items while working on them): measures the release path against the
  * KooDrive emulator, prints a table with each goal next to its measurement and writes the results as JSON.
- * Issue 6 defines the items.
+ * Issue 6 defines the items; issue 10's goals (`--only 10`) are the rows numbered 10.x, each with its baseline
+ * (dev/bench/issue10.ts).
  *
  * Processes: this one hosts Secrets Manager and DynamoDB (dynalite) and drives the others; the KooDrive
  * emulator runs in a child of its own; the code under test runs in fresh worker processes (tsx, source) or in
@@ -15,12 +16,6 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import {
-  BatchWriteItemCommand,
-  UpdateItemCommand,
-  type BatchWriteItemCommandOutput,
-  type WriteRequest,
-} from '@aws-sdk/client-dynamodb';
 import { startDynalite, type LocalDynamo } from '../dynalite';
 import { startSecretsManager } from '../secrets-manager';
 import { LOCAL_APP_ID, LOCAL_APP_SECRET, LOCAL_SECRET_NAME, LOCAL_USER_ID } from '../stack';
@@ -41,6 +36,17 @@ import {
   variants,
 } from './bundle';
 import type { EmulatorApi, EmulatorStats } from './emulator-process';
+import {
+  costRows,
+  costSection,
+  loadRows,
+  loadSection,
+  measureCpu,
+  measureHolders,
+  measureSweep,
+  newIssue10,
+  type Context,
+} from './issue10';
 import { startChild, type Peer } from './ipc';
 import {
   endLoad,
@@ -82,6 +88,12 @@ const P = quick
       sweepItems: 300,
       sweepStale: [20, 2] as const,
       fetchUndici7: false,
+      holders: 20,
+      holderHeartbeats: 2,
+      lifecycleHolders: 5,
+      releasePath: 6,
+      cpuN: 40,
+      sqsBatches: 2,
     }
   : {
       n: 1000,
@@ -97,6 +109,12 @@ const P = quick
       sweepItems: 100_000,
       sweepStale: [1000, 10] as const,
       fetchUndici7: true,
+      holders: 2000,
+      holderHeartbeats: 2,
+      lifecycleHolders: 200,
+      releasePath: 200,
+      cpuN: 1000,
+      sqsBatches: 20,
     };
 
 /** Lambda's CPU share grows with memory: 1769 MB is one vCPU. */
@@ -121,8 +139,10 @@ const results: Results = {
   notes: [],
 };
 const rows = new Map<RowId, Row>();
+/** Issue 6's rows are numbered by item ("1.calls": 1), issue 10's by goal ("10.4-sqs": 10.4). */
 const add = (id: RowId, row: Omit<Row, 'id' | 'item'>) => {
-  rows.set(id, { id, item: Number(id.split('.')[0]), ...row });
+  const item = id.startsWith('10.') ? Number(id.split('-')[0]) : Number(id.split('.')[0]);
+  rows.set(id, { id, item, ...row });
 };
 const log = (text: string) =>
   process.stderr.write(`[bench ${((performance.now() - runStarted) / 1000).toFixed(1)} s] ${text}\n`);
@@ -147,7 +167,10 @@ const ledgerDb = await startDynalite();
 const dynamos: LocalDynamo[] = [ledgerDb];
 
 /** What the handlers need to reach the stack; with the ledger when a table is given. */
-function stackEnv(ledger?: LocalDynamo, extra: Record<string, string> = {}): Record<string, string> {
+function stackEnv(
+  ledger?: Pick<LocalDynamo, 'endpoint' | 'tableName'>,
+  extra: Record<string, string> = {},
+): Record<string, string> {
   return {
     KOODRIVE_SECRET_ID: LOCAL_SECRET_NAME,
     AWS_REGION: 'us-east-1',
@@ -555,114 +578,75 @@ async function memory(bundle: string): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Item 7: the sweep over a large ledger.
+// Issue 10 (and item 7, the sweep over a large ledger: the new design's figures of issue 10's goal 6).
 
-async function seedLedger(db: LocalDynamo, total: number, stale: number, staleAt: number): Promise<string[]> {
-  const now = Date.now();
-  const staleIds: string[] = [];
-  const item = (i: number): WriteRequest => {
-    const isStale = i < stale;
-    const lockId = isStale ? `bench-stale-${i}@102` : `bench-fresh-${i}@102`;
-    if (isStale) staleIds.push(lockId);
-    const beat = isStale ? staleAt : now;
-    return {
-      PutRequest: {
-        Item: {
-          lockId: { S: lockId },
-          userId: { S: USER },
-          moduleCode: { S: '102' },
-          status: { S: 'HELD' },
-          holder: { S: 'bench-worker' },
-          acquiredAt: { N: String(beat) },
-          heartbeatAt: { N: String(beat) },
-          releaseAttempts: { N: '0' },
-          version: { N: '1' },
-        },
-      },
-    };
-  };
-  let next = 0;
-  const writer = async () => {
-    while (next < total) {
-      const start = next;
-      next = Math.min(total, next + 25);
-      let pending: Record<string, WriteRequest[]> | undefined = {
-        [db.tableName]: Array.from({ length: next - start }, (_, k) => item(start + k)),
-      };
-      while (pending && Object.keys(pending).length > 0) {
-        const answer: BatchWriteItemCommandOutput = await db.client.send(
-          new BatchWriteItemCommand({ RequestItems: pending }),
-        );
-        pending = answer.UnprocessedItems;
-      }
-    }
-  };
-  await Promise.all([writer(), writer()]);
-  return staleIds;
-}
+const issue10 = newIssue10();
+const closers: Array<() => Promise<void>> = [];
+const ctx: Context = {
+  sizes: {
+    holders: P.holders,
+    holderHeartbeats: P.holderHeartbeats,
+    lifecycleHolders: P.lifecycleHolders,
+    releasePath: P.releasePath,
+    cpuN: P.cpuN,
+    sqsBatches: P.sqsBatches,
+    latencyMs: P.latencyMs,
+    concurrency: P.concurrency,
+    memoryN: P.memoryN,
+    sweepItems: P.sweepItems,
+    sweepStale: P.sweepStale,
+  },
+  quick,
+  userId: USER,
+  emulator,
+  ledgerDb,
+  stackEnv,
+  worker,
+  heapFlags: lambdaHeapFlags,
+  add: (id, row) => add(id as RowId, row),
+  log,
+  notes: results.notes,
+  dynamos,
+  closers,
+  scratch,
+};
+let issue10Markdown = '';
 
-async function sweepScenario(
-  db: LocalDynamo,
-  stale: number,
-): Promise<{ ms: number; requests: number; released: number }> {
-  const w = await worker(stackEnv(db));
-  try {
-    await w.call('load', 'sweep');
-    const inv = await w.call('invoke', 'sweep', {}, 300_000);
-    if (inv.error) throw new Error(`sweep failed: ${inv.error}`);
-    const released = Number(inv.summary?.released ?? 0);
-    if (released !== stale) throw new Error(`the sweep released ${released} of ${stale} stale locks`);
-    return { ms: inv.ms, requests: await w.call('ledgerRequests'), released };
-  } finally {
-    await w.stop();
-  }
-}
-
-async function sweepBench(): Promise<void> {
+async function sweepRows(): Promise<void> {
+  await measureSweep(ctx, issue10);
+  const sp = issue10.sweep.sparse;
+  if (!sp) return;
   const [many, few] = P.sweepStale;
-  log(`item 7: seeding a ledger of ${P.sweepItems} items (${many} stale) in dynalite`);
-  const db = await startDynalite();
-  dynamos.push(db);
-  const hourAgo = Date.now() - 3_600_000;
-  const seedStarted = performance.now();
-  const staleIds = await seedLedger(db, P.sweepItems, many, hourAgo);
-  const seedMs = performance.now() - seedStarted;
-  await emulator.call('reset');
-  await emulator.call('latency', P.latencyMs);
-  await emulator.call('seed', USER, { lockIds: staleIds });
-  log(`item 7: seeded in ${(seedMs / 1000).toFixed(1)} s; sweeping ${many} stale`);
-  const a = await sweepScenario(db, many);
+  const count = (u: typeof sp.many.usage) => Object.values(u.requests).reduce((a, b) => a + b, 0);
   add('7.sweep-many', {
-    what: `Sweep: ledger of ${P.sweepItems} items with ${many} stale (dynalite; L=${P.latencyMs} ms, C=${P.concurrency}; fresh process)`,
+    what: `Sweep: ledger of ${P.sweepItems} open items with ${many} stale (dynalite; L=${P.latencyMs} ms, C=${P.concurrency}; fresh process)`,
     goal: '—',
-    measured: `${a.ms.toFixed(0)} ms (${(a.ms / ideal(many)).toFixed(2)} × the ${ideal(many)} ms its releases need), ${a.requests} DynamoDB requests (${(a.requests / many).toFixed(2)} per stale lock)`,
-    value: a.ms,
+    measured: `${sp.many.ms.toFixed(0)} ms (${(sp.many.ms / ideal(many)).toFixed(2)} × the ${ideal(many)} ms its releases need), ${count(sp.many.usage)} DynamoDB requests (${(count(sp.many.usage) / many).toFixed(2)} per stale lock)`,
+    value: sp.many.ms,
   });
-
-  // The same 100 000 items, now with `few` stale: some fresh ones stop heart-beating.
-  const fewIds = Array.from({ length: few }, (_, i) => `bench-fresh-${many + i}@102`);
-  for (const lockId of fewIds) {
-    await db.client.send(
-      new UpdateItemCommand({
-        TableName: db.tableName,
-        Key: { lockId: { S: lockId } },
-        UpdateExpression: 'SET heartbeatAt = :old',
-        ExpressionAttributeValues: { ':old': { N: String(hourAgo) } },
-      }),
-    );
-  }
-  await emulator.call('seed', USER, { lockIds: fewIds });
-  log(`item 7: sweeping ${few} stale`);
-  const b = await sweepScenario(db, few);
   add('7.sweep-few', {
     what: `Sweep: the same ${P.sweepItems} items with ${few} stale (the ${many} released before stay as RELEASED items)`,
     goal: '—',
-    measured: `${b.ms.toFixed(0)} ms, ${b.requests} DynamoDB requests`,
-    value: b.ms,
+    measured: `${sp.few.ms.toFixed(0)} ms, ${count(sp.few.usage)} DynamoDB requests`,
+    value: sp.few.ms,
   });
-  results.notes.push(
-    `Item 7 seeded ${P.sweepItems} ledger items into dynalite with BatchWriteItem in ${(seedMs / 1000).toFixed(1)} s (not part of the figures).`,
-  );
+}
+
+function issue10Models(): void {
+  const peak = rows.get('6.memory')?.value;
+  const base = issue10.rss.byStatus;
+  if (peak !== undefined || base !== undefined) {
+    add('10.5-rss', {
+      what: `Memory: peak RSS releasing ${P.memoryN} locks in one direct invoke (packaged bundle, ledger on, L=0, heap flags of a 128 MB Lambda)`,
+      goal: '≤ 128 MB',
+      measured: `${peak?.toFixed(1) ?? '—'} MB (item 6) — baseline ${base?.toFixed(1) ?? '—'} MB`,
+      value: peak ?? NaN,
+      ...(peak !== undefined ? { ok: peak <= 128 } : {}),
+    });
+  }
+  const figures = loadRows(ctx, issue10);
+  const bills = costRows(ctx, issue10);
+  issue10Markdown = [loadSection(ctx, figures, issue10), '', costSection(ctx, bills, issue10)].join('\n');
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -673,8 +657,12 @@ try {
   if (wants(1) || wants(3) || wants(5)) await latencyBound(pkg.bundle);
   if (wants(2)) await overhead();
   if (wants(6)) await memory(pkg.bundle);
-  if (wants(7)) await sweepBench();
+  if (wants(10)) await measureHolders(ctx, issue10);
+  if (wants(10)) await measureCpu(ctx, issue10, pkg.bundle);
+  if (wants(7) || wants(10)) await sweepRows();
+  if (wants(10)) issue10Models();
 } finally {
+  for (const close of closers) await close();
   await emulator.stop();
   await secrets.close();
   for (const db of dynamos) await db.close();
@@ -693,7 +681,8 @@ if (results.machine.loadAverage.start > 0.5 * results.machine.cores) {
     `The machine was busy when the run started (load average ${results.machine.loadAverage.start} on ${results.machine.cores} cores): timings are pessimistic.`,
   );
 }
-const text = markdown(results);
+results.issue10 = issue10Markdown || undefined;
+const text = markdown(results, issue10Markdown);
 // A partial run (--only) does not replace the full results unless asked to (--out).
 const write = only === undefined || flags.out !== undefined;
 if (write) {

@@ -17,7 +17,7 @@ import type { HolderLedger } from '../../src/core/lease';
 import type { Clock, LockResult, Timer } from '../../src/core/model';
 import { LockHolder, type KooDriveLocks } from '../../src/ledger/holder';
 import type { BaselineLedger, LedgerItem as BaselineItem } from './baseline-ledger';
-import type { CapacityMeter} from './capacity';
+import type { CapacityMeter } from './capacity';
 import { since, type MeterSnapshot } from './capacity';
 
 export const SPARSE_INDEX = 'openLocks';
@@ -77,7 +77,7 @@ export function agreeableKooDrive(prefix: string): KooDriveLocks & { created: nu
 /** The baseline ledger behind the holder port: the same calls, the lease ignored (it had none). */
 export function baselineHolderLedger(ledger: BaselineLedger): HolderLedger {
   return {
-    recordAcquired: async (lock) => (await ledger.recordAcquired(lock)),
+    recordAcquired: async (lock) => await ledger.recordAcquired(lock),
     recordHeartbeat: (lockId, holder) => ledger.recordHeartbeat(lockId, holder),
     recordReleased: (lockId) => ledger.recordReleased(lockId),
     record: (result) => ledger.record(result),
@@ -227,11 +227,12 @@ export async function indexCensus(
   return { entries: entries.length, final, releasePath, open: entries.length - final };
 }
 
-/** The release path's outcome writes for locks the ledger never had: `released` ones, and as many failures. */
+/** The release path's outcome writes for locks the ledger never had: released, failed, or both alternately. */
 export async function releasePathWrites(
   record: (result: LockResult) => Promise<void>,
   count: number,
   prefix: string,
+  kind: 'released' | 'failed' | 'mixed' = 'mixed',
 ): Promise<Set<string>> {
   const ids = new Set<string>();
   await mapConcurrently(
@@ -241,7 +242,7 @@ export async function releasePathWrites(
       const lockId = `${prefix}-${i}@102`;
       ids.add(lockId);
       await record(
-        i % 2 === 0
+        kind === 'released' || (kind === 'mixed' && i % 2 === 0)
           ? { lockId, userId: 'bench-user', outcome: 'released', attempts: 1 }
           : {
               lockId,

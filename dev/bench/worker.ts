@@ -14,6 +14,7 @@ import { BASE_SIGNED_HEADERS, formatXDate, signRequest } from '../../src/koodriv
 import { lambdaContext } from '../lambda-context';
 import { LOCAL_APP_ID, LOCAL_APP_SECRET } from '../stack';
 import { serve } from './ipc';
+import type { BaselineSweepResult } from './scale';
 
 type Handler = (event: unknown, context: Context) => Promise<unknown>;
 
@@ -221,6 +222,40 @@ const commands = {
     } catch (error) {
       return { ...stop(), error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) };
     }
+  },
+
+  /**
+   * Issue 10's baseline sweep: today's ledger (dev/bench/baseline-ledger.ts) on `tableName`, its candidates
+   * claimed and released through the engine with the container's KooDrive client, as the sweep did before the
+   * sparse index.
+   */
+  async baselineSweep(
+    tableName: string,
+    staleAfterSeconds: number,
+    limit: number,
+    concurrency: number,
+  ): Promise<Timed & BaselineSweepResult> {
+    const koodrive = await wiredClient();
+    const { BaselineLedger } = await import('./baseline-ledger');
+    const { baselineSweep } = await import('./scale');
+    const ledger = new BaselineLedger({ tableName });
+    const started = performance.now();
+    const stop = timer();
+    const result = await baselineSweep(
+      ledger,
+      {
+        gateway: {
+          release: (lock) => koodrive.releaseLock(lock),
+          refreshCredentials: () => Promise.resolve(false),
+        },
+        clock: systemClock,
+        random: Math.random,
+        remainingMs: () => 300_000 - (performance.now() - started),
+      },
+      { ...DEFAULT_ENGINE_OPTIONS, concurrency },
+      { staleAfterSeconds, limit },
+    );
+    return { ...stop(), ...result };
   },
 
   /** DynamoDB requests the container's ledger has sent so far (DynamoLedger.requests). */

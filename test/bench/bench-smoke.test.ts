@@ -34,7 +34,7 @@ function runQuick(out: string): Promise<{ code: number | null; output: string }>
 }
 
 describe('npm run bench -- --quick', () => {
-  it('runs and produces every row, with the machine it ran on', { timeout: 180_000 }, async () => {
+  it('runs and produces every row, with the machine it ran on', { timeout: 300_000 }, async () => {
     const out = join(scratch, 'results.json');
     const { code, output } = await runQuick(out);
     expect(code, output).toBe(0);
@@ -59,5 +59,13 @@ describe('npm run bench -- --quick', () => {
     expect(output).toContain(results.markdown);
     expect(results.markdown).toContain(results.machine.cpu);
     for (const row of results.rows) expect(results.markdown).toContain(row.what);
+
+    // Issue 10: every goal row names its baseline, and the load model and cost sections are written.
+    for (const row of results.rows.filter((r) => r.id.startsWith('10.') && r.id !== '10.5-variants')) {
+      expect(row.measured, row.id).toContain('baseline');
+    }
+    expect(results.issue10).toContain('### Load model');
+    expect(results.issue10).toContain('### Cost');
+    expect(results.markdown).toContain(results.issue10);
   });
 });

@@ -10,6 +10,7 @@ import {
   PutItemCommand,
   QueryCommand,
   UpdateItemCommand,
+  type AttributeValue,
   type CreateTableCommandInput,
 } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -82,6 +83,8 @@ const INCLUDE: typeof OPEN_LOCKS = {
 };
 
 const S = (s: string) => ({ S: s });
+/** A wire-format item as the SDK's type. */
+const av = (item: WireItem) => item as unknown as Record<string, AttributeValue>;
 const N = (n: number | string) => ({ N: String(n) });
 
 /** 9 + 9 + 7 + 8 + 13 + 18 = 64 bytes, by hand below. */
@@ -211,7 +214,7 @@ describe('read charges', () => {
     const q = queryCharge(sparse, entries, { index: 'openLocks', partitionKey: S('3') });
     expect(q.ru).toBe(1); // ceil(5000 / 4096) = 2 × 0.5
     expect(q.parts).toEqual([{ scope: 'openLocks', key: 'S:3', wu: 0, ru: 1 }]);
-    const reads = [held, held, held].map((item) => ({ key: { lockId: item.lockId }, item }));
+    const reads = [held, held, held].map((item) => ({ key: { lockId: S('abc') }, item }));
     expect(getCharge(sparse, reads, {}).ru).toBe(1.5);
     expect(
       getCharge(sparse, [{ key: { lockId: S('gone') }, item: undefined }], { consistent: true }).ru,
@@ -275,7 +278,7 @@ describe('the metering proxy in front of dynalite', () => {
 
   it('prices a lifecycle from the images it reads, per partition key value, and forwards answers unchanged', async () => {
     const start = proxy.meter.snapshot();
-    await client.send(new PutItemCommand({ TableName: sparseTable, Item: held }));
+    await client.send(new PutItemCommand({ TableName: sparseTable, Item: av(held) }));
     await client.send(heartbeat(sparseTable, 2000));
     await client.send(heartbeat(sparseTable, 3000));
     const error = await client
@@ -328,7 +331,7 @@ describe('the metering proxy in front of dynalite', () => {
   });
 
   it('prices the same heartbeats at 3 units on byStatus, all on the HELD key', async () => {
-    await client.send(new PutItemCommand({ TableName: oldTable, Item: held }));
+    await client.send(new PutItemCommand({ TableName: oldTable, Item: av(held) }));
     const start = proxy.meter.snapshot();
     for (const at of [2000, 3000, 4000]) await client.send(heartbeat(oldTable, at));
     const d = since(start, proxy.meter.snapshot());
@@ -340,7 +343,11 @@ describe('the metering proxy in front of dynalite', () => {
     const big = { ...held, lockId: S('big'), pad: S('x'.repeat(1900)) }; // 64 + 3 + 1900 = 1967 bytes: 2 units
     const start = proxy.meter.snapshot();
     const answer = await client.send(
-      new PutItemCommand({ TableName: sparseTable, Item: big, ReturnConsumedCapacity: 'TOTAL' }),
+      new PutItemCommand({
+        TableName: sparseTable,
+        Item: av(big),
+        ReturnConsumedCapacity: 'TOTAL',
+      }),
     );
     const d = since(start, proxy.meter.snapshot());
     expect(d.byScope.table?.wu).toBe(answer.ConsumedCapacity?.CapacityUnits);
