@@ -47,6 +47,7 @@ export interface Correlation {
 export class InvocationTelemetry {
   private released = 0;
   private alreadyReleased = 0;
+  private closedExpired = 0;
   private readonly failedByKind = new Map<ErrorKind, number>();
 
   constructor(private readonly operation: 'release' | 'sweep') {}
@@ -78,6 +79,21 @@ export class InvocationTelemetry {
     else logger.info(`lock ${result.outcome}`, fields);
   };
 
+  /**
+   * The sweep closed a failed release as EXPIRED without a KooDrive call: its KooDrive lock has certainly expired.
+   * A decision of its own: one log line, and the LocksClosedExpired metric.
+   */
+  closed = (lock: { lockId: string; userId: string; reason: string }): void => {
+    this.closedExpired += 1;
+    logger.info('lock closed as EXPIRED', {
+      operation: this.operation,
+      lockId: lock.lockId,
+      userId: maskUserId(lock.userId),
+      outcome: 'closedExpired',
+      reason: lock.reason,
+    });
+  };
+
   /** A KooDrive release call's round trip. */
   latency(ms: number): void {
     metrics.addMetric('ReleaseLatency', MetricUnit.Milliseconds, ms);
@@ -97,6 +113,8 @@ export class InvocationTelemetry {
   finish(summary: Record<string, unknown>): void {
     metrics.addMetric('LocksReleased', MetricUnit.Count, this.released);
     metrics.addMetric('LocksAlreadyReleased', MetricUnit.Count, this.alreadyReleased);
+    if (this.operation === 'sweep')
+      metrics.addMetric('LocksClosedExpired', MetricUnit.Count, this.closedExpired);
     for (const [kind, count] of this.failedByKind) {
       const single = metrics.singleMetric();
       single.addDimension('errorKind', kind);

@@ -8,7 +8,7 @@ import type { SQSBatchResponse } from 'aws-lambda';
 import { readEnv, type EnvConfig } from './config';
 import { DEFAULT_ENGINE_OPTIONS, type EngineDeps, type EngineOptions } from './core/engine';
 import { ConfigError } from './core/errors';
-import { systemClock, type LockGateway, type ReleaseReport } from './core/model';
+import { systemClock, systemRandom, type LockGateway, type ReleaseReport } from './core/model';
 import { handleReleaseEvent, isSqsEvent } from './core/release';
 import { sweep, type SweepReport } from './core/sweep';
 import { DEFAULT_SWEEP_LIMIT, parseSweepEvent } from './core/sweep-event';
@@ -67,9 +67,9 @@ function buildApp(env: EnvConfig): App {
   const engine = (telemetry: InvocationTelemetry, remainingMs: () => number): EngineDeps => {
     const gateway: LockGateway = {
       async release(lock) {
-        const startedAt = performance.now();
+        const startedAt = systemClock.monotonic();
         const answer = await koodrive.releaseLock(lock);
-        telemetry.latency(performance.now() - startedAt);
+        telemetry.latency(systemClock.monotonic() - startedAt);
         return answer;
       },
       refreshCredentials: (version) => settings.refresh(version),
@@ -77,7 +77,7 @@ function buildApp(env: EnvConfig): App {
     return {
       gateway,
       clock: systemClock,
-      random: Math.random,
+      random: systemRandom,
       remainingMs,
       onResult: telemetry.decision,
       onRecordError: telemetry.recordError,
@@ -120,7 +120,10 @@ function buildApp(env: EnvConfig): App {
         throw new ConfigError('invalid environment', ['LOCK_LEDGER_TABLE is required for the sweep']);
       await settings.current();
       const requestsBefore = ledger.requests;
-      const report = await sweep(input, { ledger, engine: engine(telemetry, remainingMs), options });
+      const report = await sweep(
+        { ...input, clockSkewSeconds: env.clockSkewSeconds },
+        { ledger, engine: engine(telemetry, remainingMs), options, onClosed: telemetry.closed },
+      );
       metrics.addMetric('StaleLocksFound', MetricUnit.Count, report.candidates.length);
       metrics.addMetric('SweepDurationMs', MetricUnit.Milliseconds, report.summary.durationMs);
       telemetry.finish({

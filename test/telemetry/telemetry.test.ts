@@ -6,9 +6,12 @@ import type { SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { lambdaContext } from '../../dev/lambda-context';
 import { applyEnv, LOCAL_APP_SECRET, LOCAL_USER_ID, startLocalStack, type LocalStack } from '../../dev/stack';
+import { DynamoLedger } from '../../src/ledger/ledger';
 import { loadEvent } from '../helpers/events';
 
 type Line = Record<string, unknown>;
+
+const EXPIRED_LOCK = 'a4b3c2d1-0000-4000-8000-00000000e001@100';
 
 let stack: LocalStack;
 let restoreEnv: () => void;
@@ -65,6 +68,26 @@ beforeAll(async () => {
   });
   await release(event, lambdaContext('release'));
   await sweep({ dryRun: true }, lambdaContext('sweep'));
+  // A release that failed 15 minutes after the last heartbeat: KooDrive has certainly expired the lock.
+  const past = new DynamoLedger({
+    tableName: stack.dynamo!.tableName,
+    client: stack.dynamo!.client,
+    now: () => Date.now() - 15 * 60_000,
+  });
+  await past.recordAcquired({
+    lockId: EXPIRED_LOCK,
+    userId: LOCAL_USER_ID,
+    moduleCode: '100',
+    leaseSeconds: 120,
+  });
+  await past.record({
+    lockId: EXPIRED_LOCK,
+    userId: LOCAL_USER_ID,
+    outcome: 'failed',
+    attempts: 4,
+    error: { kind: 'retryable', message: 'unavailable' },
+  });
+  await sweep({}, lambdaContext('sweep'));
   // Two invocations that fail as a whole: a secret that does not exist, a sweep event with a wrong field.
   const secretId = process.env.KOODRIVE_SECRET_ID;
   process.env.KOODRIVE_SECRET_ID = 'no-such-secret';
@@ -127,6 +150,18 @@ describe('logs of a release invocation', () => {
     expect(logs().find((l) => l.message === 'sweep summary')).toMatchObject({ dryRun: true });
   });
 
+  it('has a decision line for a failed release the sweep closed as EXPIRED without a KooDrive call', () => {
+    expect(logs().filter((l) => l.message === 'lock closed as EXPIRED')).toEqual([
+      expect.objectContaining({
+        lockId: EXPIRED_LOCK,
+        userId: `****${LOCAL_USER_ID.slice(-4)}`,
+        outcome: 'closedExpired',
+        reason: expect.stringMatching(/certainly expired/) as unknown,
+      }),
+    ]);
+    expect(stack.koodrive.requests.filter((r) => r.lockId === EXPIRED_LOCK)).toEqual([]);
+  });
+
   it('never shows the app secret, a signature or an Authorization value', () => {
     expect(raw).not.toContain(LOCAL_APP_SECRET);
     expect(raw).not.toMatch(/HMAC-SHA256 AppId=|Signature=|Bearer /);
@@ -152,6 +187,12 @@ describe('EMF documents', () => {
     expect(metric('ColdStart')).not.toHaveLength(0);
     expect(metric('StaleLocksFound')).not.toHaveLength(0);
     expect(metric('SweepDurationMs')).not.toHaveLength(0);
+  });
+
+  it('count the failed releases the sweep closed as EXPIRED', () => {
+    expect(metric('LocksClosedExpired').map((d) => d.LocksClosedExpired)).toEqual(
+      expect.arrayContaining([1]),
+    );
   });
 
   it('count failures by error kind, as a dimension the alarms can select', () => {
