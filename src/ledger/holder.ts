@@ -140,8 +140,8 @@ export const RELEASE_ATTEMPTS = 3;
 /** Heartbeat retries wait a random time below min(this × 2^attempt, BACKOFF_CAP_MS). */
 export const BACKOFF_BASE_MS = 100;
 export const BACKOFF_CAP_MS = 2000;
-/** A release call that has not answered after this long counts as failed. */
-export const RELEASE_CALL_TIMEOUT_MS = 10_000;
+/** A KooDrive create or release that has not answered after this long counts as failed. */
+export const CALL_TIMEOUT_MS = 10_000;
 
 type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
 
@@ -230,7 +230,11 @@ export class LockHolder {
   private async take(userId: string, moduleCode: string): Promise<Taken> {
     const { clock, koodrive, ledger } = this.ports;
     const koodriveStart = clock.monotonic();
-    const created = await koodrive.createLock(userId, moduleCode);
+    const call = await within(clock, CALL_TIMEOUT_MS, 'KooDrive create', () =>
+      koodrive.createLock(userId, moduleCode),
+    );
+    // A create given up on may still have taken a lock: unrecorded, KooDrive lets it expire by itself.
+    const created = call.ok ? call.value : failedCall(call.error);
     if (!created.ok) throw new KooDriveLockError('create', `a lock for module ${moduleCode}`, created.error);
     const lock: HeldLock = { lockId: created.lockId, userId, moduleCode };
     const ledgerStart = clock.monotonic();
@@ -243,7 +247,7 @@ export class LockHolder {
       }),
     );
     if (!recorded.ok) {
-      const undo = await within(clock, RELEASE_CALL_TIMEOUT_MS, `releasing lock ${lock.lockId}`, () =>
+      const undo = await within(clock, CALL_TIMEOUT_MS, `releasing lock ${lock.lockId}`, () =>
         koodrive.releaseLock(lock),
       );
       throw new AcquireAbortedError(
@@ -263,7 +267,7 @@ export class LockHolder {
     while (attempts < RELEASE_ATTEMPTS) {
       if (attempts > 0) await clock.sleep(backoffMs(random, attempts));
       attempts += 1;
-      const call = await within(clock, RELEASE_CALL_TIMEOUT_MS, `releasing lock ${lock.lockId}`, () =>
+      const call = await within(clock, CALL_TIMEOUT_MS, `releasing lock ${lock.lockId}`, () =>
         koodrive.releaseLock(lock),
       );
       answer = call.ok ? call.value : failedCall(call.error);
@@ -540,7 +544,7 @@ function settle<T>(fn: () => Promise<T> | T): Promise<Settled<T>> {
   );
 }
 
-function failedCall(error: unknown): AttemptOutcome {
+function failedCall(error: unknown): { ok: false; error: LockError } {
   const message = error instanceof Error ? error.message : String(error);
   return { ok: false, error: { kind: 'retryable', message } };
 }

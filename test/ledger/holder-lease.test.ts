@@ -544,6 +544,23 @@ describe('acquire', () => {
     ]);
   });
 
+  it('a create that never answers is given up after 10 s, nothing recorded', async () => {
+    koodrive.createLock = () => new Promise<never>(() => {});
+    const work = vi.fn<() => void>();
+    const result = makeHolder()
+      .hold('user-1', '100', work)
+      .catch((e: unknown) => e);
+    await clock.advance(9_999);
+    expect(work).not.toHaveBeenCalled();
+    await clock.advance(1);
+    const error = await result;
+    expect(error).toBeInstanceOf(KooDriveLockError);
+    expect(error).toMatchObject({ operation: 'create', error: { kind: 'retryable' } });
+    expect((error as Error).message).toMatch(/did not answer within 10000 ms/);
+    expect(log).toEqual([]);
+    expect(clock.pending).toBe(0);
+  });
+
   it('hold does not run work when the lock cannot be taken', async () => {
     ledger.acquired = 'error';
     const work = vi.fn();
