@@ -49,12 +49,19 @@ interface Job {
   verbose: boolean;
 }
 
-async function runRange(job: Job, onResult?: (r: ScheduleResult) => void): Promise<Summary> {
+const PROGRESS_EVERY = 1000;
+
+async function runRange(
+  job: Job,
+  onResult?: (r: ScheduleResult) => void,
+  onProgress?: (done: number) => void,
+): Promise<Summary> {
   const summary = emptySummary();
   for (let i = 0; i < job.count; i += 1) {
     const result = await runSchedule(job.first + i, { trace: job.verbose });
     summarize(summary, result);
     onResult?.(result);
+    if ((i + 1) % PROGRESS_EVERY === 0) onProgress?.(PROGRESS_EVERY);
   }
   return summary;
 }
@@ -71,6 +78,7 @@ async function main(): Promise<void> {
     });
   } else {
     const per = Math.ceil(args.schedules / workers);
+    let done = 0;
     const parts = await Promise.all(
       Array.from({ length: workers }, (_, w) => {
         const first = args.seed + w * per;
@@ -80,7 +88,15 @@ async function main(): Promise<void> {
             workerData: { first, count, verbose: false } satisfies Job,
             execArgv: process.execArgv,
           });
-          worker.once('message', (s: Summary) => resolve(s));
+          worker.on('message', (message: { progress: number } | { summary: Summary }) => {
+            if ('summary' in message) {
+              resolve(message.summary);
+              return;
+            }
+            done += message.progress;
+            const elapsed = (performance.now() - started) / 1000;
+            console.log(`  ${done} schedules, ${elapsed.toFixed(0)} s`);
+          });
           worker.once('error', reject);
         });
       }),
@@ -98,5 +114,7 @@ if (isMainThread) {
     process.exitCode = 2;
   });
 } else {
-  void runRange(workerData as Job).then((summary) => parentPort?.postMessage(summary));
+  void runRange(workerData as Job, undefined, (progress) => parentPort?.postMessage({ progress })).then(
+    (summary) => parentPort?.postMessage({ summary }),
+  );
 }

@@ -41,8 +41,9 @@ export interface ScheduleResult {
   sweeps: number;
   /** A hash of every call made, in order, with its virtual time and caller: equal for equal schedules. */
   traceHash: string;
-  /** hold() calls that never settled although their process lived on. */
+  /** hold() calls that never settled although their process lived on, and those processes. */
   stuckHolds: number;
+  stuckHolders: string[];
   /** With `trace`: the calls made, one line each. */
   trace?: string[];
 }
@@ -178,7 +179,8 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
   };
 
   let holds = 0;
-  let stuck = 0;
+  /** hold() calls not returned yet, by process: at the end, those of live processes never returned. */
+  const pendingHolds = new Map<Actor, number>();
   const users = Array.from({ length: p.users }, (_, i) => `user${i + 1}`);
   const modules = MODULES.slice(0, p.modules);
   const workEnd = SIM_EPOCH_MS + WORK_MS;
@@ -266,6 +268,7 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
           });
         }
         const stepRng = workerRng.fork();
+        pendingHolds.set(actor, (pendingHolds.get(actor) ?? 0) + 1);
         try {
           await holder.hold(userId, moduleCode, async (lease: Lease) => {
             checker.workStarted(lease.lockId);
@@ -284,6 +287,7 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
         } catch (error) {
           note(`${actor.name} hold failed: ${(error as Error).name}`);
         }
+        pendingHolds.set(actor, (pendingHolds.get(actor) ?? 1) - 1);
         await actor.clock.sleep(workerRng.int(0, 30_000));
       }
     };
@@ -382,9 +386,8 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
   } catch (error) {
     if (!(error instanceof StopSchedule)) throw error;
   }
-  for (const record of checker.records.values()) {
-    if (record.working && !record.settled && !record.proc.actor.dead) stuck += 1;
-  }
+  const stuck: string[] = [];
+  for (const [actor, n] of pendingHolds) if (!actor.dead && n > 0) stuck.push(actor.name);
   return {
     seed,
     violations: checker.violations,
@@ -394,7 +397,8 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
     holds,
     sweeps,
     traceHash: hash.hex(),
-    stuckHolds: stuck,
+    stuckHolds: stuck.length,
+    stuckHolders: stuck,
     ...(trace ? { trace } : {}),
   };
 }
