@@ -210,8 +210,14 @@ describe('sweep: claims and releases', () => {
   });
 
   it('releases the claimed candidates and records RELEASED', async () => {
-    const { memory, ledger, deps, decisions } = setup([stale('a'), stale('b'), held('fresh', MINUTE)]);
+    const { memory, ledger, clock, deps, decisions } = setup([stale('a'), stale('b'), held('fresh', MINUTE)]);
+    ledger.afterRead = () => {
+      clock.time += 1234;
+    };
     const report = await sweep(run, deps);
+    expect(report.summary.durationMs).toBe(1234);
+    expect(report.summary).not.toHaveProperty('wouldRelease');
+    expect(report.summary).not.toHaveProperty('wouldClose');
     expect(report.summary).toMatchObject({
       requested: 2,
       released: 2,
@@ -225,7 +231,7 @@ describe('sweep: claims and releases', () => {
       { lockId: 'b', userId: 'user-1', outcome: 'released', attempts: 1 },
     ]);
     expect(ledger.claims.sort()).toEqual(['a', 'b']);
-    expect(memory.items.get('a')).toMatchObject({ status: 'RELEASED', releasedAt: NOW });
+    expect(memory.items.get('a')).toMatchObject({ status: 'RELEASED', releasedAt: NOW + 1234 });
     expect(memory.items.get('fresh')).toEqual(held('fresh', MINUTE));
     expect(sorted(decisions)).toEqual(sorted(report.results));
   });
@@ -314,6 +320,9 @@ describe('sweep: claims and releases', () => {
       { lockId: 'bad?id', outcome: 'failed', attempts: 0, error: { kind: 'invalid-input' } },
       { lockId: 'good', outcome: 'released' },
     ]);
+    expect(report.results[0]?.error?.message).toBe(
+      'ledger item: lockId may hold only printable ASCII characters (0x21-0x7E)',
+    );
     expect(report.candidates.map((c) => c.lockId)).toEqual(['bad?id', 'good']);
     expect(ledger.claims).toEqual(['good']);
     expect(gateway.calls.map((c) => c.lockId)).toEqual(['good']);
@@ -399,10 +408,42 @@ describe('sweep: failures and the deadline are decisions too', () => {
     expect([...memory.items.values()].every((i) => i.status === 'HELD' && i.version === 1)).toBe(true);
   });
 
-  it('claims with exactly the reserve left; one millisecond less claims nothing', async () => {
-    const { ledger, deps } = setup([stale('a')], new FakeGateway(), () => CLAIM_RESERVE_MS);
-    await sweep(run, deps);
-    expect(ledger.claims).toEqual(['a']);
+  it('with exactly the reserve left it reads on and claims', async () => {
+    const clock = new FakeClock(NOW);
+    const memory = new MemoryLedger({ now: clock.now, pageSize: 1 });
+    ['a', 'b', 'c'].forEach((id) => memory.put(stale(id)));
+    const ledger = new ScriptedSweepLedger(memory);
+    const gateway = new FakeGateway();
+    const engine = { gateway, clock, random: seededRandom(1), remainingMs: () => CLAIM_RESERVE_MS };
+    const report = await sweep(run, { ledger, engine, options });
+    expect(ledger.pagesRead).toBe(3);
+    expect(ledger.claims.sort()).toEqual(['a', 'b', 'c']);
+    expect(report.summary.released).toBe(3);
+  });
+
+  it('works without decision hooks: failures, deadlines and closes are still reported', async () => {
+    const clock = new FakeClock(NOW);
+    const memory = memoryLedger(
+      [
+        stale('a'),
+        stale('b'),
+        ledgerItem({ lockId: 'x', status: 'RELEASE_FAILED', heartbeatAt: NOW - 99 * MINUTE }),
+        ledgerItem({ lockId: 'y z', status: 'RELEASE_FAILED', heartbeatAt: NOW - 99 * MINUTE }),
+      ],
+      clock.now,
+    );
+    const ledger = new ScriptedSweepLedger(memory);
+    ledger.beforeClaim = (item) => (item.lockId === 'a' ? new Error('throttled') : undefined);
+    ledger.beforeClose = (item) => (item.lockId === 'y z' ? new Error('throttled') : undefined);
+    const engine = { gateway: new FakeGateway(), clock, random: seededRandom(1), remainingMs: () => 300_000 };
+    const report = await sweep(run, { ledger, engine, options });
+    expect(report.summary).toMatchObject({ requested: 4, released: 1, failed: 2, closedExpired: 1 });
+    // A close that failed for an item whose ID could never reach KooDrive is reported under a safe rendering.
+    expect(sorted(report.results).map((r) => [r.lockId, r.userId, r.error?.message])).toEqual([
+      ['a', 'user-1', 'could not claim it in the ledger: throttled'],
+      ['b', 'user-1', undefined],
+      ['y?z', 'user-1', 'could not close it in the ledger: throttled'],
+    ]);
   });
 
   it('stops claiming when time runs short; the claimed locks are released, the rest left as they were', async () => {
@@ -424,7 +465,10 @@ describe('sweep: failures and the deadline are decisions too', () => {
     expect(report.results.map((r) => r.outcome)).toEqual(['released', 'released', 'released', 'failed']);
     expect(report.results[3]).toMatchObject({
       lockId: last,
-      error: { kind: 'deadline', message: /not claimed/ },
+      error: {
+        kind: 'deadline',
+        message: 'not claimed: too little time left before the Lambda deadline',
+      },
     });
     expect(memory.items.get(last)).toEqual(stale(last));
     expect(decisions.map((d) => d.lockId).sort()).toEqual(['a', 'b', 'c', 'd']);
@@ -441,7 +485,10 @@ describe('sweep: failures and the deadline are decisions too', () => {
     expect(report.summary).toMatchObject({ closedExpired: 0, failed: 1 });
     expect(report.results[0]).toMatchObject({
       lockId: 'x',
-      error: { kind: 'deadline', message: /not closed/ },
+      error: {
+        kind: 'deadline',
+        message: 'not closed: too little time left before the Lambda deadline',
+      },
     });
     expect(short.decisions).toEqual(report.results);
     expect(short.memory.items.get('x')).toEqual(expired());
@@ -456,8 +503,12 @@ describe('sweep: dry run and limit', () => {
       held('c', MINUTE),
       ledgerItem({ lockId: 'x', status: 'RELEASE_FAILED', heartbeatAt: NOW - 99 * MINUTE }),
     ];
-    const { memory, ledger, gateway, deps, decisions } = setup(items);
+    const { memory, ledger, gateway, clock, deps, decisions } = setup(items);
+    ledger.afterRead = () => {
+      clock.time += 321;
+    };
     const report = await sweep({ ...run, dryRun: true }, deps);
+    expect(report.summary.durationMs).toBe(321);
     expect(report.summary).toMatchObject({
       requested: 3,
       wouldRelease: 2,
