@@ -42,14 +42,13 @@ export function parseSecret(secretString: string | undefined, secretId: string):
   }
   const parsed = z.safeParse(secretSchema(), json);
   if (!parsed.success) {
-    throw fail(
-      parsed.error.issues.map((issue) => {
-        const path = issue.path.join('.') || '(root)';
-        return issue.code === 'invalid_format'
-          ? `${path} has characters that are not allowed`
-          : `${path}: ${issue.message}`;
-      }),
-    );
+    // One problem per field: an empty value also breaks the character rule, and the first rule says it best.
+    const problems = new Map<string, string>();
+    for (const issue of parsed.error.issues) {
+      const path = issue.path.join('.') || '(root)';
+      if (!problems.has(path)) problems.set(path, describeIssue(path, issue));
+    }
+    throw fail([...problems.values()]);
   }
   const secret = parsed.data;
   const problems: string[] = [];
@@ -89,4 +88,13 @@ export function parseSecret(secretString: string | undefined, secretId: string):
       alreadyReleasedCodes: secret.alreadyReleasedCodes?.map(String) ?? DEFAULT_PROTOCOL.alreadyReleasedCodes,
     },
   };
+}
+
+/** What is wrong with one field, in words that never include its value. */
+function describeIssue(path: string, issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_format') return `${path} has characters that are not allowed`;
+  if (issue.code === 'invalid_type') return `${path} must be of type ${issue.expected}`;
+  if (issue.code === 'too_small') return `${path} must not be empty`;
+  if (issue.code === 'too_big') return `${path} is too long`;
+  return `${path} is not valid`;
 }

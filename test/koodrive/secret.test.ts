@@ -71,3 +71,96 @@ describe('parseSecret', () => {
     }
   });
 });
+
+describe('parseSecret: every rule, with the exact problem it names', () => {
+  const app = { endpoint: 'https://intl.myhuaweicloud-koodrive.com', appId: 'app-1', appSecret: APP_SECRET };
+  const problems = (raw: string | undefined): string[] => {
+    try {
+      parseSecret(raw, 'koodrive/dev');
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as Error).message).toMatch(/^secret koodrive\/dev is not usable: /);
+      return (error as ConfigError).problems;
+    }
+    throw new Error('expected a ConfigError');
+  };
+  const withFields = (fields: Record<string, unknown>) => problems(JSON.stringify({ ...app, ...fields }));
+
+  it('names the JSON type a field or the whole secret should have', () => {
+    expect(problems('[]')).toEqual(['(root) must be of type object']);
+    expect(problems('"text"')).toEqual(['(root) must be of type object']);
+    expect(withFields({ endpoint: 5 })).toEqual(['endpoint must be of type string']);
+    expect(withFields({ appSecret: 12 })).toEqual(['appSecret must be of type string']);
+    expect(withFields({ dateLineInStringToSign: 'yes' })).toEqual([
+      'dateLineInStringToSign must be of type boolean',
+    ]);
+    expect(withFields({ extraSignedHeaders: 'x-a' })).toEqual(['extraSignedHeaders must be of type array']);
+  });
+
+  it('names empty, too long, badly written and unknown-kind values, never the value', () => {
+    expect(withFields({ appId: '' })).toEqual(['appId must not be empty']);
+    expect(withFields({ defaultUserId: '' })).toEqual(['defaultUserId must not be empty']);
+    expect(withFields({ defaultUserId: '9'.repeat(257) })).toEqual(['defaultUserId is too long']);
+    expect(
+      parseSecret(JSON.stringify({ ...app, defaultUserId: '9'.repeat(256) }), 's').defaultUserId,
+    ).toHaveLength(256);
+    expect(withFields({ extraSignedHeaders: ['X-Upper'] })).toEqual([
+      'extraSignedHeaders.0 has characters that are not allowed',
+    ]);
+    expect(withFields({ tokenPrefix: 'Bearer\n' })).toEqual([
+      'tokenPrefix has characters that are not allowed',
+    ]);
+    expect(withFields({ appSecret: 'with space' })).toEqual([
+      'appSecret has characters that are not allowed',
+    ]);
+    expect(withFields({ accessToken: 'tab\there' })).toEqual([
+      'accessToken has characters that are not allowed',
+    ]);
+    expect(withFields({ alreadyReleasedCodes: [true] })).toEqual(['alreadyReleasedCodes.0 is not valid']);
+  });
+
+  it('names every endpoint rule the value breaks, at once with the other problems', () => {
+    expect(problems(JSON.stringify({ endpoint: 'http://h.example/p', appId: 'a' }))).toEqual([
+      'endpoint must be https:// (http:// only to a loopback address)',
+      'endpoint must be an origin only, like https://host[:port]',
+      'appId and appSecret go together: one of them is missing',
+    ]);
+    for (const endpoint of ['https://h.example/?a=1', 'https://user@h.example', 'https://h.example/api']) {
+      expect(withFields({ endpoint }), endpoint).toEqual([
+        'endpoint must be an origin only, like https://host[:port]',
+      ]);
+    }
+    expect(withFields({ endpoint: 'h.example' })).toEqual(['endpoint is not a URL']);
+    expect(withFields({ appId: undefined })).toEqual([
+      'appId and appSecret go together: one of them is missing',
+    ]);
+  });
+
+  it('keeps the origin only, normalised, and prefers app authentication when both kinds are given', () => {
+    expect(
+      parseSecret(
+        JSON.stringify({
+          ...app,
+          endpoint: 'https://INTL.example:443',
+          accessToken: 'tok',
+          tokenPrefix: 'Bearer+',
+          dateLineInStringToSign: true,
+        }),
+        's',
+      ),
+    ).toEqual({
+      endpoint: 'https://intl.example',
+      auth: { mode: 'app', appId: 'app-1', appSecret: APP_SECRET },
+      protocol: {
+        extraSignedHeaders: [],
+        dateLineInStringToSign: true,
+        tokenPrefix: 'Bearer+',
+        alreadyReleasedCodes: ['13000309'],
+      },
+    });
+  });
+
+  it('accepts an empty token prefix (the bare token of the general docs page)', () => {
+    expect(parseSecret(JSON.stringify({ ...app, tokenPrefix: '' }), 's').protocol.tokenPrefix).toBe('');
+  });
+});
