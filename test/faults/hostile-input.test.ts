@@ -13,7 +13,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { lambdaContext } from '../../dev/lambda-context';
 import { applyEnv, LOCAL_USER_ID, startLocalStack, type LocalStack } from '../../dev/stack';
 import type { ReleaseReport } from '../../src/core/model';
-import { parseSweepEvent, SweepEventError } from '../../src/core/sweep';
+import { parseSweepEvent, SweepEventError } from '../../src/core/sweep-event';
 import { handler } from '../../src/handlers/release';
 import { handler as sweepHandler } from '../../src/handlers/sweep';
 import { resetApp } from '../../src/wiring';
