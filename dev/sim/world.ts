@@ -75,6 +75,7 @@ interface Plan {
   sweepCrashAfterClaim: number;
   sweepKilled: number;
   sweepLate: number;
+  sweepDuplicate: number;
 }
 
 function plan(rng: Rng): Plan {
@@ -102,6 +103,7 @@ function plan(rng: Rng): Plan {
     sweepCrashAfterClaim: rng.pick([0, 0.05, 0.15]),
     sweepKilled: rng.pick([0, 0.02]),
     sweepLate: rng.pick([0, 0.05, 0.2]),
+    sweepDuplicate: rng.pick([0, 0.05, 0.2]),
   };
 }
 
@@ -303,6 +305,7 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
   // ---- sweeps ----
 
   let sweeps = 0;
+  let running: Actor[] = [];
   const faulted = new Set<Actor>();
   net.onFault = (actor) => faulted.add(actor);
   const sweepAllowance = variant.sweepSkewAllowanceSeconds
@@ -310,15 +313,16 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
     : p.allowanceSeconds;
   const sweepRng = rng.fork();
   const firstSweep = SIM_EPOCH_MS + sweepRng.int(0, SWEEP_PERIOD_MS);
-  for (let at = firstSweep; at < end; at += SWEEP_PERIOD_MS) {
-    const late = sweepRng.chance(p.sweepLate);
-    const startAt = at + (late ? sweepRng.int(SWEEP_JITTER_MS, 40_000) : sweepRng.int(0, SWEEP_JITTER_MS));
+  const invoke = (startAt: number, late: boolean, duplicate: boolean): void => {
     const crashAfterClaim = sweepRng.chance(p.sweepCrashAfterClaim);
     const killAfter = sweepRng.chance(p.sweepKilled) ? sweepRng.int(0, SWEEP_TIMEOUT_MS) : undefined;
     const invocationRng = sweepRng.fork();
     scheduler.at(startAt, () => {
       sweeps += 1;
+      // Not a fault: the schedule does not wait for the previous invocation to end.
+      if (running.some((other) => !other.dead)) faults.add('sweep.overlapping');
       const actor = scheduler.actor(`sweep${sweeps}`, { skewMs: sweepSkewMs });
+      running = [...running.filter((other) => !other.dead), actor];
       const startedAt = scheduler.now;
       let disrupted = false;
       const disrupt = (kind: string) => {
@@ -329,6 +333,7 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
         disrupted = true;
         checker.sweepDisrupted(startedAt);
       };
+      if (duplicate) faults.add('sweep.duplicate');
       if (late) {
         faults.add('sweep.late');
         checker.sweepDisrupted(startedAt);
@@ -373,6 +378,13 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
         },
       );
     });
+  };
+  for (let at = firstSweep; at < end; at += SWEEP_PERIOD_MS) {
+    const late = sweepRng.chance(p.sweepLate);
+    const startAt = at + (late ? sweepRng.int(SWEEP_JITTER_MS, 40_000) : sweepRng.int(0, SWEEP_JITTER_MS));
+    invoke(startAt, late, false);
+    // EventBridge delivers at least once: now and then the same tick invokes the sweep twice.
+    if (sweepRng.chance(p.sweepDuplicate)) invoke(startAt + sweepRng.int(0, 200), false, true);
   }
 
   if (options.stopAtViolation) {

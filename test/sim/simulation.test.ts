@@ -108,9 +108,9 @@ describe('broken variants the checker catches', () => {
     expect(caught?.violations[0]?.property).toBe('no-false-release');
   }, 120_000);
 
-  it('(d) a claim that ignores the version read: a released item is claimed again and stays RELEASING', async () => {
-    const caught = await firstCaught(CLAIM_IGNORES_VERSION, 1, 30);
+  it('(d) a claim that ignores the version read: a stale read claims a live holder’s item, or a released one', async () => {
+    const caught = await firstCaught(CLAIM_IGNORES_VERSION, 1, 150);
     expect(caught).toBeDefined();
-    expect(caught?.violations.map((v) => v.property)).toContain('quiescence');
+    expect(['no-false-release', 'quiescence']).toContain(caught?.violations[0]?.property);
   }, 120_000);
 });
