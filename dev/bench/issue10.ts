@@ -132,9 +132,16 @@ interface DesignHolders {
   census: Census;
 }
 
+interface SweepRun {
+  ms: number;
+  usage: MeterSnapshot;
+  released: number;
+  expected: number;
+}
+
 interface DesignSweep {
-  many: { ms: number; usage: MeterSnapshot; released: number };
-  few: { ms: number; usage: MeterSnapshot; released: number };
+  many: SweepRun;
+  few: SweepRun;
 }
 
 interface Cpu {
@@ -457,19 +464,25 @@ export async function measureSweep(ctx: Context, m: Issue10): Promise<void> {
         const before = proxy.meter.snapshot();
         let released: number;
         let took: number;
+        let failed: number;
         if (design === 'sparse') {
           const inv = await w.call('invoke', 'sweep', {}, 300_000);
           if (inv.error) throw new Error(`sweep failed: ${inv.error}`);
-          released = Number(inv.summary?.released ?? 0);
+          released = Number(inv.summary?.released ?? 0) + Number(inv.summary?.alreadyReleased ?? 0);
+          failed = Number(inv.summary?.failed ?? 0);
           took = inv.ms;
         } else {
           const run = await w.call('baselineSweep', table, 900, 1000, s.concurrency);
           released = run.released;
+          failed = run.failed;
           took = run.ms;
         }
-        if (released !== expected)
-          throw new Error(`${design}: the sweep released ${released} of ${expected}`);
-        return { ms: took, usage: since(before, proxy.meter.snapshot()), released };
+        if (released !== expected) {
+          ctx.notes.push(
+            `Issue 10, goal 6: the ${LABEL[design]} sweep released ${released} of ${expected} stale locks (${failed} failed, the rest not reached before its 300 s deadline).`,
+          );
+        }
+        return { ms: took, usage: since(before, proxy.meter.snapshot()), released, expected };
       } finally {
         await w.stop();
       }
@@ -477,6 +490,24 @@ export async function measureSweep(ctx: Context, m: Issue10): Promise<void> {
     await ctx.emulator.call('seed', ctx.userId, { lockIds: staleIds });
     ctx.log(`issue 10: sweeping ${many} stale of ${s.sweepItems} (${LABEL[design]})`);
     const a = await sweepOnce(many);
+    // Stale locks the first sweep did not reach are made fresh again: the second sweep sees `few` stale.
+    if (a.released < many) {
+      const now = String(Date.now());
+      for (const lockId of staleIds) {
+        await db.client
+          .send(
+            new UpdateItemCommand({
+              TableName: table,
+              Key: { lockId: { S: lockId } },
+              UpdateExpression: 'SET heartbeatAt = :now',
+              ConditionExpression: '#s = :held',
+              ExpressionAttributeNames: { '#s': 'status' },
+              ExpressionAttributeValues: { ':now': { N: now }, ':held': { S: 'HELD' } },
+            }),
+          )
+          .catch(() => undefined);
+      }
+    }
     const fewIds = Array.from({ length: few }, (_, i) => `${prefix}-fresh-${many + i}@102`);
     const hourAgo = String(Date.now() - 3_600_000);
     for (const lockId of fewIds) {
@@ -496,8 +527,10 @@ export async function measureSweep(ctx: Context, m: Issue10): Promise<void> {
   }
   const sp = m.sweep.sparse as DesignSweep;
   const bs = m.sweep.byStatus as DesignSweep;
-  const line = (r: DesignSweep['many']) =>
-    `${ms(r.ms)}, ${requestCount(r.usage)} requests (${Object.entries(r.usage.requests)
+  const line = (r: SweepRun) =>
+    `${ms(r.ms)}, released ${r.released} of ${r.expected}, ${requestCount(r.usage)} requests (${Object.entries(
+      r.usage.requests,
+    )
       .map(([op, n]) => `${op} ${n}`)
       .join(', ')}), ${r.usage.ru} RRU, ${r.usage.wu} WU`;
   for (const [id, key, stale] of [
@@ -509,7 +542,7 @@ export async function measureSweep(ctx: Context, m: Issue10): Promise<void> {
       goal: '≤ 30 s',
       measured: `${line(sp[key])} — baseline ${line(bs[key])}`,
       value: sp[key].ms,
-      ok: sp[key].ms <= 30_000,
+      ok: sp[key].ms <= 30_000 && sp[key].released === sp[key].expected,
     });
   }
   const per1000 = (r: DesignSweep['few']) => r.usage.ru / (s.sweepItems / 1000);

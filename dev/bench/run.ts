@@ -621,7 +621,7 @@ async function sweepRows(): Promise<void> {
   add('7.sweep-many', {
     what: `Sweep: ledger of ${P.sweepItems} open items with ${many} stale (dynalite; L=${P.latencyMs} ms, C=${P.concurrency}; fresh process)`,
     goal: '—',
-    measured: `${sp.many.ms.toFixed(0)} ms (${(sp.many.ms / ideal(many)).toFixed(2)} × the ${ideal(many)} ms its releases need), ${count(sp.many.usage)} DynamoDB requests (${(count(sp.many.usage) / many).toFixed(2)} per stale lock)`,
+    measured: `${sp.many.ms.toFixed(0)} ms (${(sp.many.ms / ideal(many)).toFixed(2)} × the ${ideal(many)} ms its releases need; released ${sp.many.released} of ${many}), ${count(sp.many.usage)} DynamoDB requests (${(count(sp.many.usage) / many).toFixed(2)} per stale lock)`,
     value: sp.many.ms,
   });
   add('7.sweep-few', {
