@@ -246,3 +246,52 @@ describe('SecretSettingsSource: a re-read that fails mid-invocation (issue 11, d
     expect(await appSecretOf(s)).toBe('first');
   });
 });
+
+describe('SecretSettingsSource with a scripted client', () => {
+  const good = JSON.stringify(secret('scripted'));
+  /** A client whose reads are answered by the test, in order. */
+  function scriptedClient() {
+    const pending: { resolve: (v: { SecretString: string }) => void; reject: (e: unknown) => void }[] = [];
+    const client = {
+      send: () =>
+        new Promise<{ SecretString: string }>((resolve, reject) => {
+          pending.push({ resolve, reject });
+        }),
+    };
+    return { client: client as unknown as SecretsManagerClient, pending };
+  }
+
+  it('names a thrown value that is not an Error as text, and an Error by its name and message', async () => {
+    const throwing = (value: unknown) =>
+      new SecretSettingsSource({
+        // The SDK throws Errors; a value of another kind is still named.
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+        client: { send: () => Promise.reject(value) },
+        secretId: 'kd',
+        ttlMs: 1000,
+      });
+    await expect(throwing('socket hang up').current()).rejects.toThrow(
+      /^secret kd could not be read: socket hang up$/,
+    );
+    await expect(throwing(new RangeError('bad')).current()).rejects.toThrow(
+      /^secret kd could not be read: RangeError: bad$/,
+    );
+  });
+
+  it('a first read that fails after a newer read started does not evict the newer one', async () => {
+    const { client, pending } = scriptedClient();
+    const s = new SecretSettingsSource({ client, secretId: NAME, ttlMs: 1000, now: () => time });
+    const first = s.current();
+    time += 1000;
+    const second = s.current();
+    expect(pending).toHaveLength(2);
+    pending[0]?.reject(new Error('throttled'));
+    await expect(first).rejects.toThrow(/could not be read/);
+    // The newer read is still the one callers share: no third read.
+    const third = s.current();
+    expect(pending).toHaveLength(2);
+    pending[1]?.resolve({ SecretString: good });
+    expect((await second).version).toBe(1);
+    expect(await third).toEqual(await second);
+  });
+});
