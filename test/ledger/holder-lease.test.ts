@@ -449,6 +449,32 @@ describe('hold: a lost lease', () => {
   });
 });
 
+describe('hold: which renew failures end the lease', () => {
+  it.each([
+    ['invalid-input', true],
+    ['permanent', true],
+    ['auth', false],
+    ['retryable', false],
+  ] as const)('a renew refused as %s: lease lost %s', async (kind, lost) => {
+    koodrive.renewals = [{ kind, message: `refused (${kind})` }];
+    const { lease, finish, result } = await start(makeHolder());
+    await clock.advance(10_100);
+    if (lost) {
+      expectLost(lease);
+    } else {
+      lease.assertHeld();
+      // Retried after 0.5 × 100 ms, still before the next heartbeat.
+      expect(log.slice(2)).toEqual([
+        '10000 ledger heartbeat lock-1',
+        '10000 koodrive renew lock-1',
+        '10050 koodrive renew lock-1',
+      ]);
+    }
+    finish.resolve('ok');
+    await result;
+  });
+});
+
 describe('hold: when work settles', () => {
   it('rethrows what work threw (also synchronously), after releasing', async () => {
     const holder = makeHolder();
@@ -588,8 +614,18 @@ describe('configuration', () => {
     expect(makeHolder({ clockSkewSeconds: undefined, leaseSeconds: 60 }).timing.safeMs).toBe(55_000);
     vi.stubEnv('CLOCK_SKEW_SECONDS', '');
     expect(makeHolder({ clockSkewSeconds: undefined, leaseSeconds: 60 }).timing.safeMs).toBe(48_000);
-    vi.stubEnv('CLOCK_SKEW_SECONDS', 'soon');
-    expect(() => makeHolder({ clockSkewSeconds: undefined })).toThrow(/CLOCK_SKEW_SECONDS/);
+    vi.stubEnv('CLOCK_SKEW_SECONDS', ' 0 ');
+    expect(makeHolder({ clockSkewSeconds: undefined, leaseSeconds: 60 }).timing.safeMs).toBe(58_000);
+    vi.stubEnv('CLOCK_SKEW_SECONDS', '300');
+    expect(
+      makeHolder({ clockSkewSeconds: undefined, leaseSeconds: 600, heartbeatSeconds: 60 }).timing.safeMs,
+    ).toBe(298_000);
+    for (const bad of ['soon', '-1', '301', '2.5']) {
+      vi.stubEnv('CLOCK_SKEW_SECONDS', bad);
+      expect(() => makeHolder({ clockSkewSeconds: undefined }), bad).toThrow(
+        /CLOCK_SKEW_SECONDS must be a whole number from 0 to 300/,
+      );
+    }
     vi.unstubAllEnvs();
   });
 
