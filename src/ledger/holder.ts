@@ -354,6 +354,10 @@ class LeaseSession {
     const check = () => {
       this.check();
       if (this.lost) throw this.lost;
+      // The lease ends with hold(): a worker that kept the lease object must not act as if it still held the lock.
+      if (this.stopped) {
+        throw new LockLostError(this.lock.lockId, undefined, 'hold() has ended and released it');
+      }
     };
     this.lease = { ...taken.lock, signal: this.controller.signal, assertHeld: check };
     this.watchDeadline();

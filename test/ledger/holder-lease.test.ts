@@ -546,6 +546,17 @@ describe('hold: when work settles', () => {
     expect(clock.pending).toBe(0);
   });
 
+  it('a lease kept past hold() no longer passes assertHeld', async () => {
+    let kept: Lease | undefined;
+    await makeHolder().hold('user-1', '100', (lease) => {
+      kept = lease;
+      lease.assertHeld();
+      return 'ok';
+    });
+    expect(() => kept?.assertHeld()).toThrow(LockLostError);
+    expect(() => kept?.assertHeld()).toThrow(/hold\(\) has ended/);
+  });
+
   it('work that settles at once leaves no timer either', async () => {
     await makeHolder().hold('user-1', '100', () => 'ok');
     expect(clock.pending).toBe(0);
