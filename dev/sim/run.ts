@@ -1,13 +1,15 @@
 /**
- * npm run simulate -- --schedules N [--seed S] [--workers W] [--verbose]
+ * npm run simulate -- --schedules N [--seed S] [--workers W] [--verbose] [--variant NAME]
  *
  * Runs N seeded schedules (seeds S, S+1, …; S random and printed when not given) of the deterministic simulation
  * (dev/sim/world.ts) and prints the schedules run, the faults injected, time-to-free against the bound and every
  * violation with the seed that replays it (`--schedules 1 --seed <seed> --verbose` prints its trace). Exits 1 on
- * any violation. Schedules run in worker threads (default: one per core).
+ * any violation. Schedules run in worker threads (default: one per core). `--variant` runs one of the deliberately
+ * broken systems of dev/sim/variants.ts instead (the checker must then report violations).
  */
 import { availableParallelism } from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { BROKEN_VARIANTS } from './variants';
 import { runSchedule, type ScheduleResult } from './world';
 import { summarize, type Summary, emptySummary, mergeSummary, formatSummary } from './summary';
 
@@ -16,6 +18,7 @@ interface Args {
   seed: number;
   workers: number;
   verbose: boolean;
+  variant: string | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -25,6 +28,7 @@ function parseArgs(argv: string[]): Args {
     seed: Math.floor(Math.random() * 2 ** 31),
     workers: Math.max(1, Math.min(availableParallelism(), 8)),
     verbose: false,
+    variant: undefined,
   };
   for (let i = 0; i < argv.length; i += 1) {
     const name = argv[i];
@@ -37,8 +41,17 @@ function parseArgs(argv: string[]): Args {
     else if (name === '--seed') args.seed = value();
     else if (name === '--workers') args.workers = Math.max(1, value());
     else if (name === '--verbose') args.verbose = true;
-    else
-      throw new Error(`unknown argument ${name}; usage: --schedules N [--seed S] [--workers W] [--verbose]`);
+    else if (name === '--variant') {
+      const variant = argv[++i];
+      if (!BROKEN_VARIANTS.some((v) => v.name === variant)) {
+        throw new Error(`--variant is one of ${BROKEN_VARIANTS.map((v) => v.name).join(', ')}`);
+      }
+      args.variant = variant;
+    } else {
+      throw new Error(
+        `unknown argument ${name}; usage: --schedules N [--seed S] [--workers W] [--verbose] [--variant NAME]`,
+      );
+    }
   }
   return args;
 }
@@ -47,6 +60,7 @@ interface Job {
   first: number;
   count: number;
   verbose: boolean;
+  variant: string | undefined;
 }
 
 const PROGRESS_EVERY = 1000;
@@ -58,7 +72,8 @@ async function runRange(
 ): Promise<Summary> {
   const summary = emptySummary();
   for (let i = 0; i < job.count; i += 1) {
-    const result = await runSchedule(job.first + i, { trace: job.verbose });
+    const variant = BROKEN_VARIANTS.find((v) => v.name === job.variant);
+    const result = await runSchedule(job.first + i, { trace: job.verbose, ...(variant ? { variant } : {}) });
     summarize(summary, result);
     onResult?.(result);
     if ((i + 1) % PROGRESS_EVERY === 0) onProgress?.(PROGRESS_EVERY);
@@ -68,12 +83,15 @@ async function runRange(
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  console.log(`simulate: ${args.schedules} schedule(s) from seed ${args.seed}`);
+  console.log(
+    `simulate: ${args.schedules} schedule(s) from seed ${args.seed}${args.variant ? `, broken variant ${args.variant}` : ''} (Node ${process.versions.node})`,
+  );
   const started = performance.now();
   let total = emptySummary();
   const workers = Math.min(args.workers, Math.max(1, Math.ceil(args.schedules / 50)));
   if (workers <= 1 || args.verbose) {
-    total = await runRange({ first: args.seed, count: args.schedules, verbose: args.verbose }, (r) => {
+    const job = { first: args.seed, count: args.schedules, verbose: args.verbose, variant: args.variant };
+    total = await runRange(job, (r) => {
       if (args.verbose) for (const line of r.trace ?? []) console.log(line);
     });
   } else {
@@ -85,7 +103,7 @@ async function main(): Promise<void> {
         const count = Math.max(0, Math.min(per, args.schedules - w * per));
         return new Promise<Summary>((resolve, reject) => {
           const worker = new Worker(new URL(import.meta.url), {
-            workerData: { first, count, verbose: false } satisfies Job,
+            workerData: { first, count, verbose: false, variant: args.variant } satisfies Job,
             execArgv: process.execArgv,
           });
           worker.on('message', (message: { progress: number } | { summary: Summary }) => {
@@ -104,8 +122,8 @@ async function main(): Promise<void> {
     for (const part of parts) total = mergeSummary(total, part);
   }
   const seconds = (performance.now() - started) / 1000;
-  console.log(formatSummary(total, seconds));
-  if (total.violations.length > 0) process.exitCode = 1;
+  console.log(formatSummary(total, seconds, args.variant));
+  if (total.violationCount > 0) process.exitCode = 1;
 }
 
 if (isMainThread) {

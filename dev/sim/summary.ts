@@ -12,6 +12,9 @@ export interface Summary {
   ttf: Record<string, number[]>;
   /** How far below its bound each freeing stayed, the smallest (ms), by kind. */
   minSlackMs: Record<string, number>;
+  /** All violations and the schedules with any; only the first MAX_VIOLATIONS_KEPT are kept in `violations`. */
+  violationCount: number;
+  violatingSchedules: number;
   violations: Array<{ seed: number; property: string; at: number; message: string }>;
 }
 
@@ -25,6 +28,8 @@ export function emptySummary(): Summary {
     faults: {},
     ttf: {},
     minSlackMs: {},
+    violationCount: 0,
+    violatingSchedules: 0,
     violations: [],
   };
 }
@@ -48,6 +53,8 @@ export function summarize(summary: Summary, result: ScheduleResult): void {
     (summary.ttf[key] ??= []).push(sample.ttfMs);
     summary.minSlackMs[kind] = Math.min(summary.minSlackMs[kind] ?? Infinity, sample.boundMs - sample.ttfMs);
   }
+  summary.violationCount += result.violations.length;
+  if (result.violations.length > 0) summary.violatingSchedules += 1;
   for (const v of result.violations) {
     if (summary.violations.length < MAX_VIOLATIONS_KEPT) summary.violations.push({ seed: result.seed, ...v });
   }
@@ -65,6 +72,8 @@ export function mergeSummary(a: Summary, b: Summary): Summary {
     for (const [k, xs] of Object.entries(s.ttf)) (out.ttf[k] ??= []).push(...xs);
     for (const [k, n] of Object.entries(s.minSlackMs))
       out.minSlackMs[k] = Math.min(out.minSlackMs[k] ?? Infinity, n);
+    out.violationCount += s.violationCount;
+    out.violatingSchedules += s.violatingSchedules;
     out.violations.push(...s.violations);
   }
   out.violations = out.violations.slice(0, MAX_VIOLATIONS_KEPT);
@@ -77,7 +86,7 @@ function quantile(sorted: number[], q: number): number {
 
 const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
-export function formatSummary(summary: Summary, seconds: number): string {
+export function formatSummary(summary: Summary, seconds: number, variant?: string): string {
   const lines: string[] = [];
   lines.push(
     `schedules: ${summary.schedules} in ${seconds.toFixed(1)} s (${(summary.schedules / seconds).toFixed(0)}/s); ` +
@@ -104,10 +113,17 @@ export function formatSummary(summary: Summary, seconds: number): string {
   );
   if (summary.stuckHolds > 0)
     lines.push(`hold() calls that never settled (a ledger call never answered): ${summary.stuckHolds}`);
-  lines.push(`violations: ${summary.violations.length}`);
+  lines.push(
+    `violations: ${summary.violationCount}` +
+      (summary.violationCount > 0
+        ? ` in ${summary.violatingSchedules} schedule(s)${summary.violationCount > summary.violations.length ? `; the first ${summary.violations.length}:` : ':'}`
+        : ''),
+  );
   for (const v of summary.violations) {
     lines.push(`  seed ${v.seed}: ${v.property} at ${s(v.at - 1_750_000_000_000)}: ${v.message}`);
-    lines.push(`    replay: npm run simulate -- --schedules 1 --seed ${v.seed} --verbose`);
+    lines.push(
+      `    replay: npm run simulate -- --schedules 1 --seed ${v.seed} --verbose${variant ? ` --variant ${variant}` : ''}`,
+    );
   }
   return lines.join('\n');
 }
