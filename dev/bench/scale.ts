@@ -264,8 +264,8 @@ export type Design = 'sparse' | 'byStatus';
 
 /**
  * `total` HELD items written straight to dynalite with BatchWriteItem (not metered): `stale` of them with a
- * heartbeat an hour old, named `${prefix}-stale-<i>`, the rest fresh. The sparse design's items carry the 120 s
- * lease and a random sweep shard, as LockHolder writes them; the baseline's what it wrote.
+ * heartbeat an hour old, named `${prefix}-stale-<i>`, the rest fresh. The sparse design's items carry a lease and
+ * a sweep shard (i mod 16), as LockHolder writes them; the baseline's what it wrote.
  */
 export async function seedOpenLocks(
   client: DynamoDBClient,
@@ -296,8 +296,10 @@ export async function seedOpenLocks(
           heartbeatAt: { N: beat },
           releaseAttempts: { N: '0' },
           version: { N: '1' },
+          // Fresh items carry the longest lease (600 s): seeding 100,000 items and two sweeps take minutes on a
+          // busy machine, and a 120 s lease would turn them stale during the run.
           ...(design === 'sparse'
-            ? { leaseSeconds: { N: '120' }, sweepShard: { S: String(i % SWEEP_SHARDS) } }
+            ? { leaseSeconds: { N: isStale ? '120' : '600' }, sweepShard: { S: String(i % SWEEP_SHARDS) } }
             : {}),
         },
       },
