@@ -33,9 +33,8 @@ export class SweepEventError extends ReleaserError {
 function wholeNumber(name: string, min: number, max: number) {
   const error = (issue: { input?: unknown }) =>
     `${name} must be a whole number from ${min} to ${max}, got ${shown(issue.input)}`;
-  return z.optional(
-    z.number({ error }).check(z.int({ error }), z.minimum(min, { error }), z.maximum(max, { error })),
-  );
+  // The schema's error covers the issues of its checks too: one message for the field, whatever rule failed.
+  return z.optional(z.number({ error }).check(z.int(), z.minimum(min), z.maximum(max)));
 }
 
 /** Built per call: one sweep reads one event. */
@@ -64,13 +63,8 @@ export function parseSweepEvent(
 ): SweepEvent {
   const parsed = z.safeParse(eventSchema(), event ?? {});
   if (!parsed.success) {
-    // A value may break several rules (0.5 is neither whole nor in range): one problem per field.
-    const problems = new Map<string, string>();
-    for (const issue of parsed.error.issues) {
-      const key = issue.path.join('.');
-      if (!problems.has(key)) problems.set(key, issue.message);
-    }
-    throw new SweepEventError([...problems.values()]);
+    // A value may break several rules (0.5 is neither whole nor in range); each field has one message.
+    throw new SweepEventError([...new Set(parsed.error.issues.map((issue) => issue.message))]);
   }
   const { dryRun, staleAfterSeconds, limit } = parsed.data;
   return {

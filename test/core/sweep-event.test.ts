@@ -87,6 +87,11 @@ describe('parseSweepEvent', () => {
       'limit must be a whole number from 1 to 10000, got 0.5',
     ]);
     expect(problems({ dryRun: 1 })).toEqual(['dryRun must be true or false, got 1']);
+    expect(problems({ limit: true, staleAfterSeconds: false })).toEqual([
+      'staleAfterSeconds must be a whole number from 60 to 604800, got false',
+      'limit must be a whole number from 1 to 10000, got true',
+    ]);
+    expect(problems({ limit: 0 })).toEqual(['limit must be a whole number from 1 to 10000, got 0']);
     expect(problems({ dryRun: {} })).toEqual(['dryRun must be true or false, got an object']);
   });
 

@@ -138,7 +138,8 @@ describe('classifyAnswer: the whole outcome', () => {
       { ok: false, error: { kind: 'permanent', httpStatus: 404, message: 'HTTP 404; too big' } },
     ],
   ] as const)('%j → %j', (answer, expected) => {
-    expect(classifyAnswer(answer, protocol)).toEqual(expected);
+    // Strict: a key present with the value undefined is a difference too.
+    expect(classifyAnswer(answer, protocol)).toStrictEqual(expected);
   });
 
   it('prefers KooDrive message, then the gateway message, over its own words', () => {
@@ -242,6 +243,7 @@ describe('parseRetryAfter', () => {
 
   it('reads whole delay-seconds only, trimmed', () => {
     expect(parseRetryAfter('7', now)).toBe(7000);
+    expect(parseRetryAfter('120', now)).toBe(120_000);
     expect(parseRetryAfter(' 7 ', now)).toBe(7000);
     for (const text of ['1.5', '12abc', 'abc12', '0x10', '-5', '+5'])
       expect(parseRetryAfter(text, now), text).toBeUndefined();

@@ -460,6 +460,21 @@ describe('transport and input rules', () => {
     }
   });
 
+  it('names the ID at fault', async () => {
+    const { client } = clientFor('http://127.0.0.1:9');
+    expect(await client.releaseLock({ ...LOCK, lockId: 'has space' })).toEqual({
+      ok: false,
+      error: {
+        kind: 'invalid-input',
+        message: 'lockId may hold only printable ASCII characters (0x21-0x7E)',
+      },
+    });
+    expect(await client.renewLock({ ...LOCK, userId: '' })).toEqual({
+      ok: false,
+      error: { kind: 'invalid-input', message: 'userId must not be empty' },
+    });
+  });
+
   it('keeps header-unsafe IDs out of the request as invalid-input', async () => {
     const server = await startServer(json(200, { code: 0 }));
     const { client } = clientFor(server.url);
@@ -1032,6 +1047,7 @@ describe('the client around the exchange (scripted dispatcher)', () => {
       ['https://kd.example/#x', 'must be an origin'],
       ['https://:pw@kd.example', 'must be an origin'],
       ['ws://kd.example', 'unsupported endpoint scheme ws:'],
+      ['ws://127.0.0.1', 'unsupported endpoint scheme ws:'],
       ['http://10.0.0.1', 'refusing plain http:// to the non-loopback host 10.0.0.1'],
       ['::', 'the KooDrive endpoint is not a valid URL'],
     ] as const) {

@@ -273,9 +273,27 @@ describe('SecretSettingsSource with a scripted client', () => {
     await expect(throwing('socket hang up').current()).rejects.toThrow(
       /^secret kd could not be read: socket hang up$/,
     );
-    await expect(throwing(new RangeError('bad')).current()).rejects.toThrow(
-      /^secret kd could not be read: RangeError: bad$/,
-    );
+    const cause = new RangeError('bad');
+    const error = await throwing(cause)
+      .current()
+      .catch((e: unknown) => e);
+    expect((error as Error).message).toBe('secret kd could not be read: RangeError: bad');
+    expect((error as Error).cause).toBe(cause);
+  });
+
+  it('a forced re-read before any good read, failing, answers false', async () => {
+    const s = new SecretSettingsSource({ client, secretId: 'missing', ttlMs: 1000 });
+    expect(await s.refresh(undefined)).toBe(false);
+  });
+
+  it('keeps time with the system clock by default', async () => {
+    const s = new SecretSettingsSource({ client, secretId: NAME, ttlMs: 60_000 });
+    expect(
+      await reads(async () => {
+        await s.current();
+        await s.current();
+      }),
+    ).toBe(1);
   });
 
   it('a first read that fails after a newer read started does not evict the newer one', async () => {

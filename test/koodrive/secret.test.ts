@@ -104,6 +104,9 @@ describe('parseSecret: every rule, with the exact problem it names', () => {
     expect(
       parseSecret(JSON.stringify({ ...app, defaultUserId: '9'.repeat(256) }), 's').defaultUserId,
     ).toHaveLength(256);
+    expect(withFields({ extraSignedHeaders: ['x-a b'] })).toEqual([
+      'extraSignedHeaders.0 has characters that are not allowed',
+    ]);
     expect(withFields({ extraSignedHeaders: ['X-Upper'] })).toEqual([
       'extraSignedHeaders.0 has characters that are not allowed',
     ]);
@@ -148,7 +151,7 @@ describe('parseSecret: every rule, with the exact problem it names', () => {
         }),
         's',
       ),
-    ).toEqual({
+    ).toStrictEqual({
       endpoint: 'https://intl.example',
       auth: { mode: 'app', appId: 'app-1', appSecret: APP_SECRET },
       protocol: {

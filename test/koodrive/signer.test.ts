@@ -230,3 +230,19 @@ describe('formatXDate', () => {
     expect(formatXDate(new Date(Date.UTC(2024, 0, 5, 3, 4, 5)))).toBe('20240105T030405Z');
   });
 });
+
+describe('signer edges', () => {
+  it('signs a path given without its leading slash as the same canonical URI', () => {
+    expect(canonicalUri('koodrive/ose/v1/backup/lock')).toBe('/koodrive/ose/v1/backup/lock/');
+    expect(canonicalUri('/koodrive/ose/v1/backup/lock')).toBe('/koodrive/ose/v1/backup/lock/');
+  });
+
+  it('refuses to put a date line into the StringToSign of a request without X-Date', () => {
+    expect(() =>
+      signRequest(
+        { method: 'DELETE', path: LOCK_PATH, headers: { host: 'h' }, signedHeaders: ['host'] },
+        { appId: 'a', appSecret: 's', dateLineInStringToSign: true },
+      ),
+    ).toThrow(/^x-date header is missing$/);
+  });
+});
