@@ -274,7 +274,10 @@ export class LockHolder {
       if (answer.ok || answer.error.kind !== 'retryable') break;
     }
     if (answer.ok) {
-      const recorded = await settle(() => ledger.recordReleased(lock.lockId));
+      // Bounded like every call of the holder: a ledger that never answers must not keep hold() from returning.
+      const recorded = await within(clock, CALL_TIMEOUT_MS, `recording lock ${lock.lockId} released`, () =>
+        ledger.recordReleased(lock.lockId),
+      );
       if (!recorded.ok) {
         this.report(
           new ReleaserError(
@@ -289,8 +292,11 @@ export class LockHolder {
       return;
     }
     const error = new KooDriveLockError('release', `lock ${lock.lockId}`, answer.error);
-    const recorded = await settle(() =>
-      ledger.record({ ...lock, outcome: 'failed', attempts, error: answer.error }),
+    const recorded = await within(
+      clock,
+      CALL_TIMEOUT_MS,
+      `recording lock ${lock.lockId} RELEASE_FAILED`,
+      () => ledger.record({ ...lock, outcome: 'failed', attempts, error: answer.error }),
     );
     this.report(
       recorded.ok

@@ -535,6 +535,24 @@ describe('hold: when work settles', () => {
     expect(String(hook.mock.calls[0])).toMatch(/was released, but recording it failed/);
   });
 
+  it('a RELEASED write that never answers is given up after 10 s: hold returns, the hook hears it', async () => {
+    ledger.released = 'hang';
+    const hook = vi.fn();
+    let settled = false;
+    const result = makeHolder({ onReleaseError: hook })
+      .hold('user-1', '100', () => 7)
+      .then((value) => {
+        settled = true;
+        return value;
+      });
+    await clock.advance(9_999);
+    expect(settled).toBe(false);
+    await clock.advance(1);
+    await expect(result).resolves.toBe(7);
+    expect(String(hook.mock.calls[0])).toMatch(/was released, but recording it failed/);
+    expect(clock.pending).toBe(0);
+  });
+
   it('no timer is left once hold returns, even with a heartbeat in flight', async () => {
     ledger.heartbeats = ['hang'];
     const { finish, result } = await start(makeHolder());
