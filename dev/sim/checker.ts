@@ -40,8 +40,10 @@ export interface LockRecord {
   ledgerBase?: number;
   /** True start of the last create / renew the holder saw succeed in time. */
   koodriveBase?: number;
-  /** The holder's last heartbeatAt written to the ledger (its own clock), and that clock's skew. */
+  /** The holder's last heartbeatAt written to the ledger (its own clock, read when the write was sent). */
   lastHeartbeatAt?: number;
+  /** True time that write landed in the ledger (later than the reading when the write was delayed in flight). */
+  lastHeartbeatLandedAt?: number;
   working: boolean;
   settled: boolean;
   /** True time the holder crashed while this lock was not yet freed. */
@@ -77,8 +79,8 @@ export class Checker {
   readonly violations: Violation[] = [];
   readonly records = new Map<string, LockRecord>();
   readonly liveness: LivenessSample[] = [];
-  /** True start times of sweeps that were disrupted (crashed, killed, or hit an injected fault). */
-  readonly disruptedSweeps: number[] = [];
+  /** Sweeps that were disrupted: their start, and the crash, the end of a faulted run, or a late start (true time). */
+  readonly disruptedSweeps: Array<{ startedAt: number; at: number }> = [];
   private readonly procs = new Map<string, HolderProc>();
   /** Per user+module: the lock that last passed assertHeld(), and the locks another one took over from. */
   private readonly current = new Map<string, string>();
@@ -144,7 +146,10 @@ export class Checker {
   heartbeatWritten(lockId: string, heartbeatAt: number): void {
     const record = this.records.get(lockId);
     if (record === undefined) return;
-    record.lastHeartbeatAt = Math.max(record.lastHeartbeatAt ?? heartbeatAt, heartbeatAt);
+    if (record.lastHeartbeatAt === undefined || heartbeatAt >= record.lastHeartbeatAt) {
+      record.lastHeartbeatAt = heartbeatAt;
+      record.lastHeartbeatLandedAt = this.scheduler.now;
+    }
   }
 
   /** The safe time's end on true time, once the lease started. */
@@ -210,24 +215,27 @@ export class Checker {
     }
   }
 
+  /** A sweep was disrupted: it crashed or was killed now, or ended now after an injected fault, or started late now. */
   sweepDisrupted(startedAt: number): void {
-    this.disruptedSweeps.push(startedAt);
+    this.disruptedSweeps.push({ startedAt, at: this.scheduler.now });
   }
 
   /**
-   * The liveness bound for a crashed holder's lock that reached the ledger, from the true time of its last
-   * heartbeat reading: lease + skew allowance + (holder skew − sweep skew) [stale by the sweep's clock]
-   * + one period + the sweep's start jitter [the next sweep starts] + the release slack [an undisturbed sweep's
-   * DELETE lands within one attempt's timeout]. Each disrupted sweep meanwhile (crashed or killed after claiming, hit an injected fault, started
-   * late) adds the longest claim lease + skew allowance + one period + the start jitter: a claim whose sweep died is
-   * stale after its lease + the allowance, by the same sweep clock that wrote it.
+   * The liveness bound for a crashed holder's lock that reached the ledger, as the latest true time it may be
+   * freed. The item is stale by the sweep's clock at its last heartbeat reading + lease + skew allowance +
+   * (holder skew − sweep skew), and visible to the sweep once that write landed (later when it was delayed in
+   * flight); from the later of the two: + one period + the sweep's start jitter [the next sweep starts] + the
+   * release slack [an undisturbed sweep's DELETE lands within one attempt's timeout]. Each disrupted sweep
+   * meanwhile (crashed or killed after claiming, hit an injected fault, started late) adds the longest claim
+   * lease + skew allowance + one period + the start jitter: a claim whose sweep died is stale after its lease +
+   * the allowance, by the same sweep clock that wrote it.
    */
-  livenessBound(record: LockRecord, disrupted: number): number {
+  livenessBound(record: LockRecord, basis: number, disrupted: number): number {
     const o = this.options;
+    const staleAt =
+      basis + record.proc.timing.leaseMs + o.skewAllowanceMs + (record.proc.actor.skewMs - o.sweepSkewMs);
     return (
-      record.proc.timing.leaseMs +
-      o.skewAllowanceMs +
-      (record.proc.actor.skewMs - o.sweepSkewMs) +
+      Math.max(staleAt, record.lastHeartbeatLandedAt ?? staleAt) +
       o.sweepPeriodMs +
       o.sweepJitterMs +
       o.releaseSlackMs +
@@ -260,8 +268,9 @@ export class Checker {
       }
       const basis = record.lastHeartbeatAt - record.proc.actor.skewMs;
       const end = freedAt ?? now;
-      const disrupted = this.disruptedSweeps.filter((t) => t >= basis && t <= end).length;
-      const bound = this.livenessBound(record, disrupted);
+      // A disrupted sweep that ran while the lock waited (from its heartbeat to its freeing) may have delayed it.
+      const disrupted = this.disruptedSweeps.filter((d) => d.at >= basis && d.startedAt <= end).length;
+      const bound = this.livenessBound(record, basis, disrupted) - basis;
       if (freedAt === undefined || freedAt - basis > bound) {
         this.violate(
           'liveness',

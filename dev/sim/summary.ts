@@ -107,10 +107,12 @@ export function formatSummary(summary: Summary, seconds: number, variant?: strin
     lines.push(`  smallest margin below the bound, ${kind}: ${s(slack)}`);
   }
   lines.push(
-    '  bound (sweep) = lease + skew allowance + (holder skew - sweep skew) + period 60 s + start jitter 2 s + release 5 s,',
-    '  + (claim lease 60 s + skew allowance + period 60 s + jitter 2 s) per disrupted sweep meanwhile ("extended": crashed, killed,',
-    '  late or faulted); expiry: 600 s after create/renew',
+    '  bound (sweep): freed by max(heartbeat reading + lease + skew allowance + (holder skew - sweep skew), the time that',
+    '  write landed) + period 60 s + start jitter 2 s + release 5 s; + (claim lease 60 s + skew allowance + period 60 s +',
+    '  jitter 2 s) per disrupted sweep meanwhile ("extended": crashed, killed, late or faulted). expiry: 600 s after the',
+    '  create or renew, shown from the crash (a create still in flight when its holder crashed lands later)',
   );
+
   if (summary.stuckHolds > 0)
     lines.push(`hold() calls that never settled (a ledger call never answered): ${summary.stuckHolds}`);
   lines.push(
