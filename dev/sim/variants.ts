@@ -65,6 +65,7 @@ export const OLD_HOLDER: Variant = { ...NO_SAFE_TIME, ...RENEW_FIRST, name: 'old
 export const BROKEN_VARIANTS: readonly Variant[] = [
   NO_SAFE_TIME,
   RENEW_FIRST,
+  OLD_HOLDER,
   SWEEP_WITHOUT_SKEW,
   CLAIM_IGNORES_VERSION,
 ];
