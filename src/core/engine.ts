@@ -263,15 +263,16 @@ function failed(lock: LockRef, attempts: number, error: LockError): LockResult {
   return { ...lock, outcome: 'failed', attempts, error };
 }
 
+/** `last` is the answer to the lock's last attempt: undefined exactly when it was never attempted. */
 function deadlineError(attempts: number, last: LockError | undefined): LockError {
+  if (last === undefined) {
+    return { kind: 'deadline', message: 'not attempted: too little time left before the Lambda deadline' };
+  }
   const error: LockError = {
     kind: 'deadline',
-    message:
-      attempts === 0
-        ? 'not attempted: too little time left before the Lambda deadline'
-        : `stopped after ${attempts} attempt(s): too little time left before the Lambda deadline; last error: ${last?.message ?? 'none'}`,
+    message: `stopped after ${attempts} attempt(s): too little time left before the Lambda deadline; last error: ${last.message}`,
   };
-  if (last?.httpStatus !== undefined) error.httpStatus = last.httpStatus;
-  if (last?.code !== undefined) error.code = last.code;
+  if (last.httpStatus !== undefined) error.httpStatus = last.httpStatus;
+  if (last.code !== undefined) error.code = last.code;
   return error;
 }

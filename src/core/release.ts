@@ -55,7 +55,7 @@ export async function releaseSqsBatch(event: SQSEvent, ctx: ReleaseContext): Pro
         : {}),
     },
   });
-  const batchItemFailures = event.Records.filter((_, i) => !succeeded(entries[i], outcomes)).map(
+  const batchItemFailures = event.Records.filter((_, i) => !succeeded(entries[i] as Entry, outcomes)).map(
     (record) => ({
       itemIdentifier: record.messageId,
     }),
@@ -63,8 +63,8 @@ export async function releaseSqsBatch(event: SQSEvent, ctx: ReleaseContext): Pro
   return { batchItemFailures };
 }
 
-function succeeded(entry: Entry | undefined, outcomes: ReadonlyMap<string, LockResult>): boolean {
-  if (!entry?.ok) return false;
+function succeeded(entry: Entry, outcomes: ReadonlyMap<string, LockResult>): boolean {
+  if (!entry.ok) return false;
   const outcome = outcomes.get(lockKey(entry.lock))?.outcome;
   return outcome === 'released' || outcome === 'alreadyReleased';
 }

@@ -504,6 +504,39 @@ describe('authentication refusals (README, "Authentication failures")', () => {
     expect(gateway.maxInFlight).toBe(8);
   });
 
+  it('any answer but a refusal ends the probe: the others do not wait for a lock that keeps failing', async () => {
+    const gateway = new FakeGateway((lock) => (lock.lockId === 'lock-0' ? retryable(503) : released));
+    const results = await releaseLocks(locks(6), deps(gateway), { ...options, concurrency: 4 });
+    expect(byId(results, 'lock-0')).toMatchObject({ outcome: 'failed', attempts: 4 });
+    // lock-0's first 503 let the other workers start before its own retries
+    expect(gateway.calls[1]?.lockId).not.toBe('lock-0');
+    expect(gateway.maxInFlight).toBeGreaterThan(1);
+  });
+
+  it('a refusal and a later answer that is not one (here a 400) keep the locks between them apart', async () => {
+    const gateway = new FakeGateway((lock) => {
+      if (lock.lockId === 'lock-0' || lock.lockId === 'lock-2') return refused();
+      if (lock.lockId === 'lock-1') {
+        return {
+          ok: false,
+          error: { kind: 'permanent', httpStatus: 400, message: 'parameter check failed' },
+        };
+      }
+      return released;
+    });
+    gateway.refreshAnswer = false;
+    const results = await releaseLocks(locks(6), deps(gateway), { ...options, concurrency: 1 });
+    // the 400 shows the credentials authenticated: lock-2's refusals are its own, and it gets its retry
+    expect(results.map((r) => [r.error?.kind ?? r.outcome, r.attempts])).toEqual([
+      ['auth', 2],
+      ['permanent', 1],
+      ['auth', 2],
+      ['released', 1],
+      ['released', 1],
+      ['released', 1],
+    ]);
+  });
+
   it('a lock already failing for lack of time is reported as deadline, not retried after a refusal', async () => {
     const clock = new FakeClock();
     const gateway = new FakeGateway(() => {

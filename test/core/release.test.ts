@@ -162,6 +162,7 @@ describe('isSqsEvent', () => {
     expect(isSqsEvent({ Records: [{ eventSource: 'aws:sns', messageId: 'x' }] })).toBe(false);
     expect(isSqsEvent({ Records: [{ eventSource: 'aws:sqs', messageId: 7 }] })).toBe(false);
     expect(isSqsEvent({ Records: [{ eventSource: 'aws:sqs', messageId: 'x' }, null] })).toBe(false);
+    expect(isSqsEvent({ Records: [{ eventSource: 'aws:sqs', messageId: 'x' }, undefined] })).toBe(false);
     expect(isSqsEvent({ Records: [{ eventSource: 'aws:sqs', messageId: 'x' }, 'record'] })).toBe(false);
     expect(isSqsEvent({ Records: { eventSource: 'aws:sqs', messageId: 'x' } })).toBe(false);
     expect(isSqsEvent(null)).toBe(false);
@@ -307,6 +308,13 @@ describe('the report', () => {
     refusedCtx.engine.clock = clock;
     const refused = (await handleReleaseEvent({ lockIds: 'a' }, refusedCtx)) as ReleaseReport;
     expect(refused.summary.durationMs).toBe(0);
+    const dryCtx = context(new FakeGateway());
+    dryCtx.engine.clock = clock;
+    const dry = (await handleReleaseEvent(
+      { dryRun: true, lockIds: ['a'], userId: USER },
+      dryCtx,
+    )) as ReleaseReport;
+    expect(dry.summary.durationMs).toBe(0);
   });
 
   it('a refused payload: every entry counted as requested and failed, nothing else', async () => {
