@@ -287,7 +287,7 @@ describe('the deadline', () => {
       options,
     );
     expect(result).toMatchObject({ outcome: 'failed', attempts: 2 });
-    expect(result?.error).toEqual({
+    expect(result?.error).toStrictEqual({
       kind: 'deadline',
       message:
         'stopped after 2 attempt(s): too little time left before the Lambda deadline; last error: timed out',
@@ -659,6 +659,17 @@ describe('observers and the ledger', () => {
         .map((l) => l.lockId)
         .sort(),
     );
+  });
+
+  it('without a recorder, records nothing and reports no recording error', async () => {
+    const failures: unknown[] = [];
+    const results = await releaseLocks(
+      locks(2),
+      { ...deps(new FakeGateway()), onRecordError: (_, error) => failures.push(error) },
+      options,
+    );
+    expect(results.map((r) => r.outcome)).toEqual(['released', 'released']);
+    expect(failures).toEqual([]);
   });
 
   it('keeps the outcome when recording it fails, and says so', async () => {

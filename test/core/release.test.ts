@@ -166,6 +166,7 @@ describe('isSqsEvent', () => {
     expect(isSqsEvent({ Records: [{ eventSource: 'aws:sqs', messageId: 'x' }, 'record'] })).toBe(false);
     expect(isSqsEvent({ Records: { eventSource: 'aws:sqs', messageId: 'x' } })).toBe(false);
     expect(isSqsEvent(null)).toBe(false);
+    expect(isSqsEvent(undefined)).toBe(false);
     expect(isSqsEvent('Records')).toBe(false);
     expect(isSqsEvent(loadEvent('direct-release.json'))).toBe(false);
   });
