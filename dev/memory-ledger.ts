@@ -11,6 +11,7 @@
 import { LockExistsError, LockLostError, LockNotFoundError, LedgerConflictError } from '../src/core/errors';
 import {
   FINAL_STATUSES,
+  newHeldItem,
   SWEEP_SHARDS,
   type AcquiredLock,
   type HolderLedger,
@@ -65,19 +66,7 @@ export class MemoryLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
   recordAcquired(lock: AcquiredLock): Promise<LedgerItem> {
     if (this.items.has(lock.lockId)) return Promise.reject(new LockExistsError(lock.lockId));
     const now = this.now();
-    const item: LedgerItem = {
-      lockId: lock.lockId,
-      userId: lock.userId,
-      moduleCode: lock.moduleCode,
-      status: 'HELD',
-      ...(lock.holder !== undefined ? { holder: lock.holder } : {}),
-      acquiredAt: now,
-      heartbeatAt: now,
-      leaseSeconds: lock.leaseSeconds,
-      releaseAttempts: 0,
-      version: 1,
-      sweepShard: shardOf(lock.lockId),
-    };
+    const item = newHeldItem(lock, now, shardOf(lock.lockId));
     this.items.set(item.lockId, item);
     return Promise.resolve(structuredClone(item));
   }

@@ -103,6 +103,23 @@ export interface AcquiredLock {
   leaseSeconds: number;
 }
 
+/** The item a holder's acquire writes: HELD, its lease, in the sweep index under `sweepShard`. */
+export function newHeldItem(lock: AcquiredLock, now: number, sweepShard: string): LedgerItem {
+  return {
+    lockId: lock.lockId,
+    userId: lock.userId,
+    moduleCode: lock.moduleCode,
+    status: 'HELD',
+    ...(lock.holder !== undefined ? { holder: lock.holder } : {}),
+    acquiredAt: now,
+    heartbeatAt: now,
+    leaseSeconds: lock.leaseSeconds,
+    releaseAttempts: 0,
+    version: 1,
+    sweepShard,
+  };
+}
+
 /**
  * Port: the ledger as a holder sees it. Every write is one conditional request. A heartbeat moves
  * heartbeatAt (never backwards) and rewrites the lease while the item is HELD by this holder, and writes no

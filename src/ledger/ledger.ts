@@ -25,6 +25,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { LedgerConflictError, LockExistsError, LockLostError, LockNotFoundError } from '../core/errors';
 import {
+  newHeldItem,
   randomSweepShard,
   SWEEP_SHARDS,
   type AcquiredLock,
@@ -172,19 +173,7 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
   /** A new HELD item in the sweep index (a random sweepShard); LockExistsError when the lock ID is there. */
   async recordAcquired(lock: AcquiredLock): Promise<LedgerItem> {
     const now = this.now();
-    const item: LedgerItem = {
-      lockId: lock.lockId,
-      userId: lock.userId,
-      moduleCode: lock.moduleCode,
-      status: 'HELD',
-      ...(lock.holder !== undefined ? { holder: lock.holder } : {}),
-      acquiredAt: now,
-      heartbeatAt: now,
-      leaseSeconds: lock.leaseSeconds,
-      releaseAttempts: 0,
-      version: 1,
-      sweepShard: randomSweepShard(this.random),
-    };
+    const item = newHeldItem(lock, now, randomSweepShard(this.random));
     try {
       await this.counted(
         'write',
