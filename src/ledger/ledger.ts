@@ -20,6 +20,7 @@ import {
   PutItemCommand,
   QueryCommand,
   UpdateItemCommand,
+  type UpdateItemCommandInput,
   type AttributeValue,
   type ConsumedCapacity,
 } from '@aws-sdk/client-dynamodb';
@@ -203,58 +204,34 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
     const now = this.now();
     const values: Values = { ...HEARTBEAT.values, ':now': N(now), ':lease': N(leaseSeconds) };
     if (holder !== undefined) values[':holder'] = S(holder);
-    try {
-      await this.counted(
-        'write',
-        this.client.send(
-          new UpdateItemCommand({
-            ...this.table,
-            Key: { lockId: S(lockId) },
-            UpdateExpression: HEARTBEAT.update,
-            ConditionExpression: holder === undefined ? HEARTBEAT.anonymous : HEARTBEAT.named,
-            ExpressionAttributeNames: HEARTBEAT.names,
-            ExpressionAttributeValues: values,
-            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-          }),
-        ),
-      );
-      return now;
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      // DynamoDB returns the item with the failure; dynalite does not, then a consistent read tells why.
-      const item = error.Item ? fromItem(error.Item) : await this.get(lockId);
-      if (item && item.status === 'HELD' && item.holder === holder && item.heartbeatAt >= now) {
-        return item.heartbeatAt;
-      }
-      throw lostError(lockId, holder, item, error);
+    const error = await this.update(lockId, {
+      UpdateExpression: HEARTBEAT.update,
+      ConditionExpression: holder === undefined ? HEARTBEAT.anonymous : HEARTBEAT.named,
+      ExpressionAttributeNames: HEARTBEAT.names,
+      ExpressionAttributeValues: values,
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+    });
+    if (!error) return now;
+    // DynamoDB returns the item with the failure; dynalite does not, then a consistent read tells why.
+    const item = error.Item ? fromItem(error.Item) : await this.get(lockId);
+    if (item && item.status === 'HELD' && item.holder === holder && item.heartbeatAt >= now) {
+      return item.heartbeatAt;
     }
+    throw lostError(lockId, holder, item, error);
   }
 
   /** Marks the holder's item RELEASED (final, out of the index); a no-op when already final, LockNotFoundError when absent. */
   async recordReleased(lockId: string): Promise<void> {
     const now = this.now();
-    try {
-      await this.counted(
-        'write',
-        this.client.send(
-          new UpdateItemCommand({
-            ...this.table,
-            Key: { lockId: S(lockId) },
-            UpdateExpression: RELEASED.update,
-            ConditionExpression: RELEASED.condition,
-            ExpressionAttributeNames: STATUS_VERSION,
-            ExpressionAttributeValues: {
-              ...RELEASED.values,
-              ':now': N(now),
-              ':expiresAt': N(retainUntil(now)),
-            },
-          }),
-        ),
-      );
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      if ((await this.get(lockId)) === undefined) throw new LockNotFoundError(lockId, { cause: error });
-    }
+    const error = await this.update(lockId, {
+      UpdateExpression: RELEASED.update,
+      ConditionExpression: RELEASED.condition,
+      ExpressionAttributeNames: STATUS_VERSION,
+      ExpressionAttributeValues: { ...RELEASED.values, ':now': N(now), ':expiresAt': N(retainUntil(now)) },
+    });
+    // The condition failed: already final (which stays), or absent.
+    if (error && (await this.get(lockId)) === undefined)
+      throw new LockNotFoundError(lockId, { cause: error });
   }
 
   // ---- release path (the engine's OutcomeRecorder) ----
@@ -267,11 +244,7 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
    */
   async record(result: LockResult): Promise<void> {
     if (!isRecordable(result)) return;
-    try {
-      await this.writeOutcome(result);
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error; // else: already final, which stays
-    }
+    await this.writeOutcome(result); // a failed condition: already final, which stays
   }
 
   // ---- sweep side ----
@@ -370,30 +343,19 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
    */
   async claim(read: LedgerItem, leaseSeconds: number): Promise<LedgerItem | undefined> {
     const now = this.now();
-    try {
-      await this.counted(
-        'write',
-        this.client.send(
-          new UpdateItemCommand({
-            ...this.table,
-            Key: { lockId: S(read.lockId) },
-            UpdateExpression: CLAIM.update,
-            ConditionExpression: CLAIM.condition,
-            ExpressionAttributeNames: STATUS_VERSION,
-            ExpressionAttributeValues: {
-              ...CLAIM.values,
-              ':now': N(now),
-              ':lease': N(leaseSeconds),
-              ':next': N(read.version + 1),
-              ':read': N(read.version),
-            },
-          }),
-        ),
-      );
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return undefined;
-      throw error;
-    }
+    const lost = await this.update(read.lockId, {
+      UpdateExpression: CLAIM.update,
+      ConditionExpression: CLAIM.condition,
+      ExpressionAttributeNames: STATUS_VERSION,
+      ExpressionAttributeValues: {
+        ...CLAIM.values,
+        ':now': N(now),
+        ':lease': N(leaseSeconds),
+        ':next': N(read.version + 1),
+        ':read': N(read.version),
+      },
+    });
+    if (lost) return undefined;
     this.remember(read);
     return { ...read, status: 'RELEASING', heartbeatAt: now, leaseSeconds, version: read.version + 1 };
   }
@@ -433,22 +395,13 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
             values[':lease'] = N(from.leaseSeconds);
           }
         }
-        try {
-          await this.counted(
-            'write',
-            this.client.send(
-              new UpdateItemCommand({
-                ...this.table,
-                Key: { lockId: S(result.lockId) },
-                UpdateExpression: update,
-                ConditionExpression: CLAIMED_FAILURE.condition,
-                ExpressionAttributeNames: STATUS_VERSION,
-                ExpressionAttributeValues: values,
-              }),
-            ),
-          );
-        } catch (error) {
-          if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        const error = await this.update(result.lockId, {
+          UpdateExpression: update,
+          ConditionExpression: CLAIMED_FAILURE.condition,
+          ExpressionAttributeNames: STATUS_VERSION,
+          ExpressionAttributeValues: values,
+        });
+        if (error) {
           throw new LedgerConflictError(
             result.lockId,
             `lock ${result.lockId} changed since this sweep claimed it; its failure was not recorded`,
@@ -462,33 +415,42 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
   /** EXPIRED (final, out of the index, kept 7 days) if the version is still the one read; false when it changed. */
   async closeExpired(read: LedgerItem): Promise<boolean> {
     const now = this.now();
-    try {
-      await this.counted(
-        'write',
-        this.client.send(
-          new UpdateItemCommand({
-            ...this.table,
-            Key: { lockId: S(read.lockId) },
-            UpdateExpression: CLOSE.update,
-            ConditionExpression: CLOSE.condition,
-            ExpressionAttributeNames: STATUS_VERSION,
-            ExpressionAttributeValues: {
-              ...CLOSE.values,
-              ':expiresAt': N(retainUntil(now)),
-              ':next': N(read.version + 1),
-              ':read': N(read.version),
-            },
-          }),
-        ),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+    const lost = await this.update(read.lockId, {
+      UpdateExpression: CLOSE.update,
+      ConditionExpression: CLOSE.condition,
+      ExpressionAttributeNames: STATUS_VERSION,
+      ExpressionAttributeValues: {
+        ...CLOSE.values,
+        ':expiresAt': N(retainUntil(now)),
+        ':next': N(read.version + 1),
+        ':read': N(read.version),
+      },
+    });
+    return lost === undefined;
   }
 
   // ---- internals ----
+
+  /**
+   * One conditional UpdateItem on the item `lockId`. Resolves undefined when it was applied, and with DynamoDB's
+   * ConditionalCheckFailedException when the condition failed (losing is a normal answer for every caller);
+   * any other error rejects.
+   */
+  private async update(
+    lockId: string,
+    input: Omit<UpdateItemCommandInput, 'TableName' | 'Key' | 'ReturnConsumedCapacity'>,
+  ): Promise<ConditionalCheckFailedException | undefined> {
+    try {
+      await this.counted(
+        'write',
+        this.client.send(new UpdateItemCommand({ ...this.table, Key: { lockId: S(lockId) }, ...input })),
+      );
+      return undefined;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return error;
+      throw error;
+    }
+  }
 
   private async writeOutcome(result: LockResult): Promise<void> {
     const now = this.now();
@@ -499,19 +461,12 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
     values[':userId'] = S(result.userId);
     values[':now'] = N(now);
     values[':attempts'] = N(result.attempts);
-    await this.counted(
-      'write',
-      this.client.send(
-        new UpdateItemCommand({
-          ...this.table,
-          Key: { lockId: S(result.lockId) },
-          UpdateExpression: released ? OUTCOME.released : OUTCOME.failed,
-          ConditionExpression: OUTCOME.condition,
-          ExpressionAttributeNames: STATUS_VERSION,
-          ExpressionAttributeValues: values,
-        }),
-      ),
-    );
+    await this.update(result.lockId, {
+      UpdateExpression: released ? OUTCOME.released : OUTCOME.failed,
+      ConditionExpression: OUTCOME.condition,
+      ExpressionAttributeNames: STATUS_VERSION,
+      ExpressionAttributeValues: values,
+    });
   }
 
   /** BatchGetItem of up to 100 keys, retrying unprocessed keys with backoff; the open items found. */
