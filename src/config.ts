@@ -5,6 +5,7 @@
  */
 import * as z from 'zod/mini';
 import { ConfigError } from './core/errors';
+import { DEFAULT_CLOCK_SKEW_SECONDS } from './core/lease';
 
 // Transitional: the secret's parsing moved to src/koodrive/secret.ts; importers of it from here keep working.
 export { isAllowedEndpoint, parseSecret } from './koodrive/secret';
@@ -59,6 +60,19 @@ function wholeNumber(name: string, fallback: number, min: number, max: number): 
   };
 }
 
+/** CLOCK_SKEW_SECONDS: the functions and the holder read it by the same rule. */
+function clockSkewSetting() {
+  return wholeNumber('CLOCK_SKEW_SECONDS', DEFAULT_CLOCK_SKEW_SECONDS, 0, 300);
+}
+
+/** The holder's default skew allowance: CLOCK_SKEW_SECONDS as the functions read it; ConfigError when invalid. */
+export function readClockSkew(env: Env = process.env): number {
+  const setting = clockSkewSetting();
+  const parsed = z.safeParse(setting.schema, env.CLOCK_SKEW_SECONDS);
+  if (!parsed.success) throw new ConfigError('invalid environment', [setting.rule]);
+  return parsed.data;
+}
+
 /** Every variable read, in the order problems are reported. Built per call: readEnv runs once per container. */
 function settings() {
   const LOG_LEVELS: readonly LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'CRITICAL', 'SILENT'];
@@ -81,7 +95,7 @@ function settings() {
     RELEASE_MAX_ATTEMPTS: wholeNumber('RELEASE_MAX_ATTEMPTS', 4, 1, 20),
     KOODRIVE_TIMEOUT_MS: wholeNumber('KOODRIVE_TIMEOUT_MS', 5000, 100, 60_000),
     STALE_AFTER_SECONDS: wholeNumber('STALE_AFTER_SECONDS', 900, 60, 7 * 24 * 3600),
-    CLOCK_SKEW_SECONDS: wholeNumber('CLOCK_SKEW_SECONDS', 10, 0, 300),
+    CLOCK_SKEW_SECONDS: clockSkewSetting(),
     SECRET_CACHE_SECONDS: wholeNumber('SECRET_CACHE_SECONDS', 300, 0, 24 * 3600),
     MAX_LOCKS_PER_INVOKE: wholeNumber('MAX_LOCKS_PER_INVOKE', 10_000, 1, 100_000),
   } satisfies Record<string, Setting<unknown>>;

@@ -14,7 +14,6 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { parseSecret } from '../koodrive/secret';
 import { ConfigError, LockLostError, ReleaserError } from '../core/errors';
 import {
-  DEFAULT_CLOCK_SKEW_SECONDS,
   KOODRIVE_LOCK_SECONDS,
   holderTiming,
   type HolderLedger,
@@ -33,6 +32,7 @@ import {
 import { KooDriveClient } from '../koodrive/client';
 import { SecretSettingsSource } from '../koodrive/secret-source';
 import type { SettingsSource } from '../koodrive/settings';
+import { readClockSkew } from '../config';
 import { DynamoLedger } from './ledger';
 
 export type { HolderLedger } from '../core/lease';
@@ -153,7 +153,7 @@ export class LockHolder {
   private readonly onReleaseError: ((error: Error, lock: HeldLock) => void) | undefined;
 
   constructor(options: LockHolderOptions) {
-    const skew = options.clockSkewSeconds ?? skewFromEnv();
+    const skew = options.clockSkewSeconds ?? readClockSkew();
     try {
       this.timing = holderTiming({
         leaseSeconds: options.leaseSeconds,
@@ -557,16 +557,6 @@ function settle<T>(fn: () => Promise<T> | T): Promise<Settled<T>> {
 function failedCall(error: unknown): { ok: false; error: LockError } {
   const message = error instanceof Error ? error.message : String(error);
   return { ok: false, error: { kind: 'retryable', message } };
-}
-
-function skewFromEnv(): number {
-  const raw = process.env.CLOCK_SKEW_SECONDS?.trim();
-  if (raw === undefined || raw === '') return DEFAULT_CLOCK_SKEW_SECONDS;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 0 || value > 300) {
-    throw new ConfigError('invalid environment', ['CLOCK_SKEW_SECONDS must be a whole number from 0 to 300']);
-  }
-  return value;
 }
 
 function defaultKooDrive(options: LockHolderOptions, clock: Clock): KooDriveLocks {

@@ -649,7 +649,8 @@ describe('configuration', () => {
     expect(
       makeHolder({ clockSkewSeconds: undefined, leaseSeconds: 600, heartbeatSeconds: 60 }).timing.safeMs,
     ).toBe(298_000);
-    for (const bad of ['soon', '-1', '301', '2.5']) {
+    // The functions' rule (readEnv): decimal digits only, so '1e1' and '0x5' are refused here too.
+    for (const bad of ['soon', '-1', '301', '2.5', '1e1', '0x5']) {
       vi.stubEnv('CLOCK_SKEW_SECONDS', bad);
       expect(() => makeHolder({ clockSkewSeconds: undefined }), bad).toThrow(
         /CLOCK_SKEW_SECONDS must be a whole number from 0 to 300/,
