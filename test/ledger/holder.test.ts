@@ -20,12 +20,12 @@ import type { SettingsSource } from '../../src/koodrive/settings';
 import { parseSecret } from '../../src/koodrive/secret';
 import {
   AcquireAbortedError,
-  DynamoLedger,
   KooDriveLockError,
   LockHolder,
   type HeldLock,
   type LockHolderOptions,
-} from '../../src/ledger';
+} from '../../src/holder';
+import { DynamoLedger } from '../../src/ledger/ledger';
 
 let stack: LocalStack;
 let ledger: DynamoLedger;
