@@ -8,7 +8,6 @@ import { ConfigError } from './core/errors';
 import { DEFAULT_CLOCK_SKEW_SECONDS } from './core/lease';
 
 // Transitional: the secret's parsing moved to src/koodrive/secret.ts; importers of it from here keep working.
-export { isAllowedEndpoint, parseSecret } from './koodrive/secret';
 
 export type LogLevel = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'SILENT' | 'CRITICAL' | 'TRACE';
 
