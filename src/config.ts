@@ -7,8 +7,6 @@ import * as z from 'zod/mini';
 import { ConfigError } from './core/errors';
 import { DEFAULT_CLOCK_SKEW_SECONDS } from './core/lease';
 
-// Transitional: the secret's parsing moved to src/koodrive/secret.ts; importers of it from here keep working.
-
 export type LogLevel = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'SILENT' | 'CRITICAL' | 'TRACE';
 
 export interface EnvConfig {
