@@ -13,12 +13,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { parseSecret } from '../koodrive/secret';
 import { ConfigError, LockLostError, ReleaserError } from '../core/errors';
-import {
-  KOODRIVE_LOCK_SECONDS,
-  holderTiming,
-  type HolderLedger,
-  type HolderTiming,
-} from '../core/lease';
+import { KOODRIVE_LOCK_SECONDS, holderTiming, type HolderLedger, type HolderTiming } from '../core/lease';
 import {
   systemClock,
   systemRandom,
@@ -106,8 +101,6 @@ export interface LockHolderOptions {
   settings?: string | Record<string, unknown>;
   /** Names this worker in the items it writes; a heartbeat then fails when another holder is recorded. */
   name?: string;
-  /** @deprecated The old name of `name`. */
-  holder?: string;
   /** The lease written with every heartbeat: 5–600 s, default 120. */
   leaseSeconds?: number;
   /** Default lease/3. Must be shorter than the safe time (lease − skew − margin). */
@@ -166,7 +159,7 @@ export class LockHolder {
       });
     }
     this.leaseSeconds = this.timing.leaseMs / 1000;
-    this.name = options.name ?? options.holder;
+    this.name = options.name;
     const clock = options.clock ?? systemClock;
     this.ports = {
       clock,
