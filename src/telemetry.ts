@@ -94,6 +94,20 @@ export class InvocationTelemetry {
     });
   };
 
+  /**
+   * The promise, observed: a lock the sweep confirmed released (released or alreadyReleased) was blocked this
+   * long after its holder's last heartbeat (the heartbeatAt the sweep read before its claim). Published as
+   * TimeToFreeSeconds, one value per lock; the time-to-free alarm watches its maximum.
+   */
+  timeToFree(seconds: number): void {
+    metrics.addMetric('TimeToFreeSeconds', MetricUnit.Seconds, seconds);
+  }
+
+  /** The open ledger items (HELD, RELEASING, RELEASE_FAILED) one sweep read. */
+  openLocks(count: number): void {
+    metrics.addMetric('OpenLocks', MetricUnit.Count, count);
+  }
+
   /** A KooDrive release call's round trip. */
   latency(ms: number): void {
     metrics.addMetric('ReleaseLatency', MetricUnit.Milliseconds, ms);

@@ -10,7 +10,7 @@ import { DEFAULT_ENGINE_OPTIONS, type EngineDeps, type EngineOptions } from './c
 import { ConfigError } from './core/errors';
 import { systemClock, systemRandom, type LockGateway, type ReleaseReport } from './core/model';
 import { handleReleaseEvent, isSqsEvent } from './core/release';
-import { sweep, type SweepReport } from './core/sweep';
+import { sweep, type SweepLedger, type SweepReport } from './core/sweep';
 import { DEFAULT_SWEEP_LIMIT, parseSweepEvent } from './core/sweep-event';
 import { KooDriveClient } from './koodrive/client';
 import { SecretSettingsSource } from './koodrive/secret-source';
@@ -120,10 +120,31 @@ function buildApp(env: EnvConfig): App {
         throw new ConfigError('invalid environment', ['LOCK_LEDGER_TABLE is required for the sweep']);
       await settings.current();
       const requestsBefore = ledger.requests;
+      const sweepEngine = engine(telemetry, remainingMs);
+      // The promise, observed: when each lock was confirmed released, and how many open items were read.
+      const confirmedAt = new Map<string, number>();
+      let openRead = 0;
       const report = await sweep(
         { ...input, clockSkewSeconds: env.clockSkewSeconds },
-        { ledger, engine: engine(telemetry, remainingMs), options, onClosed: telemetry.closed },
+        {
+          ledger: countingOpenItems(ledger, (items) => (openRead += items)),
+          engine: {
+            ...sweepEngine,
+            onResult: (result) => {
+              if (result.outcome === 'released' || result.outcome === 'alreadyReleased')
+                confirmedAt.set(result.lockId, systemClock.now());
+              sweepEngine.onResult?.(result);
+            },
+          },
+          options,
+          onClosed: telemetry.closed,
+        },
       );
+      telemetry.openLocks(openRead);
+      for (const candidate of report.candidates) {
+        const at = confirmedAt.get(candidate.lockId);
+        if (at !== undefined) telemetry.timeToFree((at - candidate.heartbeatAt) / 1000);
+      }
       metrics.addMetric('StaleLocksFound', MetricUnit.Count, report.candidates.length);
       metrics.addMetric('SweepDurationMs', MetricUnit.Milliseconds, report.summary.durationMs);
       telemetry.finish({
@@ -134,4 +155,25 @@ function buildApp(env: EnvConfig): App {
       return report;
     },
   };
+}
+
+/**
+ * The same ledger, telling `onPage` how many open items each page the sweep reads holds. A proxy, so every
+ * other call (and the ledger's own request counter) goes to the ledger itself.
+ */
+function countingOpenItems<L extends SweepLedger>(ledger: L, onPage: (items: number) => void): L {
+  return new Proxy(ledger, {
+    get(target, property) {
+      if (property === 'openItems') {
+        return async function* () {
+          for await (const page of target.openItems()) {
+            onPage(page.length);
+            yield page;
+          }
+        };
+      }
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
