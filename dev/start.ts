@@ -80,7 +80,7 @@ async function main(): Promise<void> {
         `(bound: lease + skew + period + 1 s = ${crash.boundMs / 1000} s; ${crash.sweeps} sweep runs)`,
     );
     console.log(
-      '  with the deployed defaults the same bound is 120 + 10 + 60 + 1 = 191 s (README, "Leases and the promise")',
+      '  with the deployed defaults the same bound is 120 + 10 + 60 + 1 = 191 s (docs/protocol.md, "Leases and the promise")',
     );
 
     heading('The emulator now holds');
@@ -92,7 +92,7 @@ async function main(): Promise<void> {
     );
     console.log(`
 == Where to look next
-  README.md        what each answer means, the configuration, the runbook
+  README.md        the configuration; docs/operations.md: what each answer means, the runbook
   events/          the samples used above; try your own with npm run stack + npx sls invoke local
   .local/dynamodb  the ledger this run left behind (dynalite, on disk)
   LOG_LEVEL=INFO npm start   the same run with the functions' JSON log lines and metrics`);

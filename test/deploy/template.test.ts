@@ -37,9 +37,9 @@ let template: {
   Outputs?: Record<string, { Value: unknown; Export?: { Name: unknown } }>;
 };
 
-beforeAll(() => {
-  workDir = mkdtempSync(join(tmpdir(), 'koodrive-package-'));
-  const out = join(workDir, 'package');
+/** `sls package` into a fresh folder with `extra` arguments; the template, or the failed run's output. */
+function packageService(extra: string[] = []): { template?: typeof template; output: string } {
+  const out = mkdtempSync(join(workDir, 'package-'));
   const env: NodeJS.ProcessEnv = {
     PATH: `${join(ROOT, 'node_modules', '.bin')}:${process.env.PATH ?? ''}`,
     HOME: process.env.HOME ?? workDir,
@@ -48,20 +48,28 @@ beforeAll(() => {
     AWS_EC2_METADATA_DISABLED: 'true',
     CI: '1',
   };
-  const result = spawnSync('npx', ['sls', 'package', '--stage', STAGE, '--package', out], {
+  const result = spawnSync('npx', ['sls', 'package', '--stage', STAGE, '--package', out, ...extra], {
     cwd: ROOT,
     env,
     encoding: 'utf8',
     timeout: 110_000,
   });
-  if (result.status !== 0) {
-    throw new Error(
-      `sls package failed (${result.status ?? result.signal}):\n${result.stdout}\n${result.stderr}`,
-    );
-  }
-  template = JSON.parse(
-    readFileSync(join(out, 'cloudformation-template-update-stack.json'), 'utf8'),
-  ) as typeof template;
+  const output = `${result.stdout}\n${result.stderr}`;
+  if (result.status !== 0)
+    return { output: `sls package failed (${result.status ?? result.signal}):\n${output}` };
+  return {
+    output,
+    template: JSON.parse(
+      readFileSync(join(out, 'cloudformation-template-update-stack.json'), 'utf8'),
+    ) as typeof template,
+  };
+}
+
+beforeAll(() => {
+  workDir = mkdtempSync(join(tmpdir(), 'koodrive-package-'));
+  const packaged = packageService();
+  if (!packaged.template) throw new Error(packaged.output);
+  template = packaged.template;
 }, 120_000);
 
 afterAll(() => {
@@ -328,6 +336,7 @@ describe(`the packaged template (sls package --stage ${STAGE})`, () => {
       'DeadLetterQueueNotEmptyAlarm',
       'ReleaseErrorsAlarm',
       'SweepNotRunningAlarm',
+      'TimeToFreeAlarm',
     ]);
     expect(alarms.DeadLetterQueueNotEmptyAlarm).toMatchObject({
       Namespace: 'AWS/SQS',
@@ -365,7 +374,7 @@ describe(`the packaged template (sls package --stage ${STAGE})`, () => {
   });
 });
 
-describe('the promise (README, "Leases and the promise"), from the packaged template and the holder defaults', () => {
+describe('the promise (docs/protocol.md), from the packaged template and the holder defaults', () => {
   const env = (fn: string): Json => (resource(fn).Properties.Environment as { Variables: Json }).Variables;
   const periodSeconds = (): number => {
     const rule = ofType('AWS::Events::Rule').find(([, r]) =>
@@ -386,11 +395,155 @@ describe('the promise (README, "Leases and the promise"), from the packaged temp
     const bound = holderTiming({}).leaseMs / 1000 + skew + periodSeconds() + releaseSeconds;
     expect(bound).toBe(191);
     expect(bound).toBeLessThan(KOODRIVE_LOCK_SECONDS);
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-    expect(readme).toContain(`= ${bound} s`);
+    const protocol = readFileSync(join(ROOT, 'docs', 'protocol.md'), 'utf8');
+    expect(protocol).toContain(`= ${bound} s`);
   });
 
   it("a sweep run ends before the next one starts (its claims' lease is the time it had)", () => {
     expect(Number(resource('SweepLambdaFunction').Properties.Timeout)).toBeLessThan(periodSeconds());
   });
+});
+
+/** The bound from a template's own settings: the holders' default lease, the sweep's skew and schedule, 1 s. */
+function boundOf(t: typeof template): number {
+  const sweepEnv = (t.Resources.SweepLambdaFunction?.Properties.Environment as { Variables: Json }).Variables;
+  const rule = Object.values(t.Resources).find(
+    (r) =>
+      r.Type === 'AWS::Events::Rule' && JSON.stringify(r.Properties.Targets).includes('SweepLambdaFunction'),
+  );
+  const match = /^rate\((\d+) (minute|minutes)\)$/.exec(String(rule?.Properties.ScheduleExpression));
+  if (!match) throw new Error('the sweep schedule is not a rate(N minutes) expression');
+  const releaseSeconds = 1;
+  return (
+    holderTiming({}).leaseMs / 1000 +
+    Number(sweepEnv.CLOCK_SKEW_SECONDS) +
+    Number(match[1]) * 60 +
+    releaseSeconds
+  );
+}
+
+interface Widget {
+  type: string;
+  properties: {
+    title: string;
+    region: string;
+    metrics: (string | Json)[][];
+    annotations?: { horizontal?: { value: number; label: string }[] };
+  };
+}
+
+function dashboardOf(t: typeof template): { widgets: Widget[]; substitutions: string[] } {
+  const body = (t.Resources.Dashboard?.Properties.DashboardBody as { 'Fn::Sub': string })['Fn::Sub'];
+  expect(typeof body).toBe('string');
+  const substitutions = [...body.matchAll(/\$\{([^}]+)\}/g)].map((m) => m[1] as string);
+  return { widgets: (JSON.parse(body) as { widgets: Widget[] }).widgets, substitutions };
+}
+
+/** The widget that plots `metric` (with these dimension pairs, when given). */
+function widgetFor(widgets: Widget[], namespace: string, metric: string, dimensions: string[] = []): Widget {
+  const found = widgets.filter((w) =>
+    w.properties.metrics.some((row) => {
+      const plain = row.filter((x): x is string => typeof x === 'string');
+      if (plain[0] !== namespace || plain[1] !== metric) return false;
+      const pairs = plain.slice(2);
+      return dimensions.every((d, i) =>
+        i % 2 === 0 ? pairs.includes(d) : pairs[pairs.indexOf(dimensions[i - 1] as string) + 1] === d,
+      );
+    }),
+  );
+  expect(found, `${namespace} ${metric} ${dimensions.join(' ')}`).toHaveLength(1);
+  return found[0] as Widget;
+}
+
+describe('the promise, watched: the time-to-free alarm and the dashboard', () => {
+  it('the alarm fires when the maximum TimeToFreeSeconds over 15 minutes passes the bound the template’s settings give', () => {
+    const alarm = resource('TimeToFreeAlarm').Properties;
+    expect(alarm).toMatchObject({
+      Namespace: 'KooDriveLockReleaser',
+      MetricName: 'TimeToFreeSeconds',
+      // The dimensions the Metrics middleware writes (test/telemetry/time-to-free.test.ts checks that side).
+      Dimensions: [{ Name: 'service', Value: SERVICE }],
+      Statistic: 'Maximum',
+      Period: 900,
+      EvaluationPeriods: 1,
+      ComparisonOperator: 'GreaterThanThreshold',
+      TreatMissingData: 'notBreaching',
+      AlarmActions: [{ Ref: 'AlarmTopic' }],
+    });
+    expect(alarm.Threshold).toBe(boundOf(template));
+    expect(alarm.Threshold).toBe(191);
+    expect(alarm.AlarmDescription).toContain('= 191 s');
+  });
+
+  it('the dashboard plots released, failed by kind, refused-held, time to free with the bound, open locks, sweep duration and the DLQ depth', () => {
+    const { widgets, substitutions } = dashboardOf(template);
+    const own = (metric: string, dims: string[] = []) =>
+      widgetFor(widgets, 'KooDriveLockReleaser', metric, ['service', SERVICE, ...dims]);
+    own('LocksReleased');
+    for (const kind of ['invalid-input', 'auth', 'retryable', 'permanent', 'deadline']) {
+      own('LocksFailed', ['errorKind', kind]);
+    }
+    own('LocksRefusedHeld');
+    own('OpenLocks');
+    own('SweepDurationMs');
+    const timeToFree = own('TimeToFreeSeconds');
+    expect(timeToFree.properties.annotations?.horizontal?.map((a) => a.value)).toEqual([
+      resource('TimeToFreeAlarm').Properties.Threshold,
+    ]);
+    widgetFor(widgets, 'AWS/SQS', 'ApproximateNumberOfMessagesVisible', [
+      'QueueName',
+      '${ReleaseDeadLetterQueue.QueueName}',
+    ]);
+    // Fn::Sub fills in only the region and resources of this template.
+    for (const name of substitutions) {
+      if (name === 'AWS::Region') continue;
+      expect(Object.keys(template.Resources)).toContain(name.split('.')[0]);
+    }
+    for (const w of widgets) expect(w.properties.region).toBe('${AWS::Region}');
+  });
+
+  describe('with other settings (--param clockSkewSeconds=20, a sweep every 2 minutes)', () => {
+    let other: typeof template;
+    beforeAll(() => {
+      const packaged = packageService([
+        '--param',
+        'clockSkewSeconds=20',
+        '--param',
+        'sweepSchedule=rate(2 minutes)',
+        '--param',
+        'sweepPeriodSeconds=120',
+      ]);
+      if (!packaged.template) throw new Error(packaged.output);
+      other = packaged.template;
+    }, 120_000);
+
+    it('the threshold and the drawn bound follow: 120 + 20 + 120 + 1 = 261 s', () => {
+      expect(boundOf(other)).toBe(261);
+      expect(other.Resources.TimeToFreeAlarm?.Properties.Threshold).toBe(261);
+      const { widgets } = dashboardOf(other);
+      const timeToFree = widgetFor(widgets, 'KooDriveLockReleaser', 'TimeToFreeSeconds');
+      expect(timeToFree.properties.annotations?.horizontal?.map((a) => a.value)).toEqual([261]);
+      expect(other.Resources.SweepNotRunningAlarm?.Properties.Period).toBe(120);
+    });
+
+    it('a schedule whose period disagrees with sweepPeriodSeconds is refused when packaging', () => {
+      const packaged = packageService(['--param', 'sweepSchedule=rate(5 minutes)']);
+      expect(packaged.template).toBeUndefined();
+      expect(packaged.output).toMatch(
+        /sweepPeriodSeconds \(60\) must be the period of sweepSchedule "rate\(5 minutes\)" \(300\)/,
+      );
+    }, 120_000);
+  });
+});
+
+it('every alarm description names a heading that exists in docs/operations.md', () => {
+  const operations = readFileSync(join(ROOT, 'docs', 'operations.md'), 'utf8');
+  const headings = new Set([...operations.matchAll(/^#{2,4} (.+)$/gm)].map((m) => m[1]));
+  const alarms = ofType('AWS::CloudWatch::Alarm');
+  expect(alarms.length).toBeGreaterThan(0);
+  for (const [name, alarm] of alarms) {
+    const named = /docs\/operations\.md, "([^"]+)"/.exec(String(alarm.Properties.AlarmDescription))?.[1];
+    expect(named, name).toBeDefined();
+    expect([...headings], name).toContain(named);
+  }
 });
