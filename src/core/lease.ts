@@ -36,6 +36,12 @@ export interface LedgerItem {
   expiresAt?: number;
   /** The sweep index's partition key; present exactly while the item is open (HELD, RELEASING, RELEASE_FAILED). */
   sweepShard?: string;
+  /**
+   * The user index's partition key: the userId, present exactly while the item is open (written with sweepShard,
+   * removed with it), so find-by-user reads a user's open items without a scan. Items of holders older than this
+   * attribute are not in that index.
+   */
+  openUserId?: string;
 }
 
 /** What the sweep's clock allows for. */
@@ -103,7 +109,7 @@ export interface AcquiredLock {
   leaseSeconds: number;
 }
 
-/** The item a holder's acquire writes: HELD, its lease, in the sweep index under `sweepShard`. */
+/** The item a holder's acquire writes: HELD, its lease, in the sweep index under `sweepShard` and the user index. */
 export function newHeldItem(lock: AcquiredLock, now: number, sweepShard: string): LedgerItem {
   return {
     lockId: lock.lockId,
@@ -117,6 +123,7 @@ export function newHeldItem(lock: AcquiredLock, now: number, sweepShard: string)
     releaseAttempts: 0,
     version: 1,
     sweepShard,
+    openUserId: lock.userId,
   };
 }
 
@@ -149,6 +156,16 @@ export interface SweepLedger {
   claimRecorder(claimed: readonly LedgerItem[]): OutcomeRecorder;
   /** EXPIRED (final, out of the index) if the version is still the one read; false when it changed. */
   closeExpired(item: LedgerItem): Promise<boolean>;
+}
+
+/** Port: the ledger as find-by-user sees it (the release function's `{"userId", "moduleCode"}` request). */
+export interface UserLedger {
+  /**
+   * The user's open items (HELD, RELEASING, RELEASE_FAILED), only those of `moduleCode` when given, read through
+   * the user index (never a scan); eventually consistent. Items without openUserId (written by an older holder)
+   * are not found.
+   */
+  openItemsOf(userId: string, moduleCode?: string): Promise<LedgerItem[]>;
 }
 
 /** The holder's timing, all in ms; see holderTiming. */

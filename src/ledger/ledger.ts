@@ -6,7 +6,9 @@
  *
  * The sweep reads the open items through the sparse, keys-only index `openLocks` (partition key sweepShard,
  * "0" … "15", present exactly while an item is open), then the items themselves with BatchGetItem; nothing
- * scans. A heartbeat changes neither a key nor a projected attribute, so it writes no index: one write unit.
+ * scans. Find-by-user reads a user's open items through the sparse index `openByUser` (partition key openUserId,
+ * the userId, present exactly while an item is open; projects moduleCode), then BatchGetItem. A heartbeat changes
+ * neither a key nor a projected attribute of either index, so it writes no index: one write unit.
  *
  * Requests go through the low-level client with constant expressions and pre-marshalled constant values: the
  * outcome write is on the release path's hot loop, and the document client's marshalling cost more CPU than the
@@ -20,6 +22,8 @@ import {
   PutItemCommand,
   QueryCommand,
   UpdateItemCommand,
+  type QueryCommandInput,
+  type QueryCommandOutput,
   type UpdateItemCommandInput,
   type AttributeValue,
   type ConsumedCapacity,
@@ -33,6 +37,7 @@ import {
   type HolderLedger,
   type LedgerItem,
   type SweepLedger,
+  type UserLedger,
 } from '../core/lease';
 import { systemClock, systemRandom, type LockResult, type OutcomeRecorder, type Random } from '../core/model';
 
@@ -40,6 +45,8 @@ export { LedgerConflictError, LockExistsError, LockLostError, LockNotFoundError 
 export type { AcquiredLock, LedgerItem, LedgerStatus } from '../core/lease';
 
 export const OPEN_LOCKS_INDEX = 'openLocks';
+/** The sparse user index find-by-user reads: partition key openUserId, present exactly while an item is open. */
+export const OPEN_BY_USER_INDEX = 'openByUser';
 /** How long a final item (RELEASED, EXPIRED) stays before DynamoDB's TTL removes it. */
 export const RELEASED_RETENTION_SECONDS = 7 * 24 * 3600;
 export const MAX_LAST_ERROR_LENGTH = 500;
@@ -85,7 +92,7 @@ const NOT_FINAL = 'NOT (#status IN (:released, :expired))';
 const FINAL_VALUES = { ':released': S('RELEASED'), ':expired': S('EXPIRED') };
 const RELEASED = {
   update:
-    'SET #status = :released, releasedAt = :now, expiresAt = :expiresAt, #version = #version + :one REMOVE sweepShard',
+    'SET #status = :released, releasedAt = :now, expiresAt = :expiresAt, #version = #version + :one REMOVE sweepShard, openUserId',
   condition: `attribute_exists(lockId) AND ${NOT_FINAL}`,
   values: { ...FINAL_VALUES, ':one': N(1) },
 };
@@ -95,7 +102,7 @@ const OUTCOME_SET =
   'heartbeatAt = if_not_exists(heartbeatAt, :now), ' +
   'releaseAttempts = if_not_exists(releaseAttempts, :zero) + :attempts, #version = if_not_exists(#version, :zero) + :one';
 const OUTCOME = {
-  released: `SET #status = :released, ${OUTCOME_SET}, releasedAt = :now, expiresAt = :expiresAt REMOVE sweepShard`,
+  released: `SET #status = :released, ${OUTCOME_SET}, releasedAt = :now, expiresAt = :expiresAt REMOVE sweepShard, openUserId`,
   failed: `SET #status = :failed, ${OUTCOME_SET}, lastError = :lastError`,
   condition: `attribute_not_exists(lockId) OR ${NOT_FINAL}`,
   releasedValues: { ...FINAL_VALUES, ':zero': N(0), ':one': N(1) },
@@ -115,7 +122,7 @@ const CLAIM = {
   values: { ':releasing': S('RELEASING') },
 };
 const CLOSE = {
-  update: 'SET #status = :expired, expiresAt = :expiresAt, #version = :next REMOVE sweepShard',
+  update: 'SET #status = :expired, expiresAt = :expiresAt, #version = :next REMOVE sweepShard, openUserId',
   condition: '#version = :read',
   values: { ':expired': S('EXPIRED') },
 };
@@ -129,7 +136,7 @@ interface ClaimedFrom {
 /** Claims remembered at most (a claim whose outcome is never recorded is forgotten, oldest first). */
 const MAX_REMEMBERED_CLAIMS = 20_000;
 
-export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder {
+export class DynamoLedger implements HolderLedger, SweepLedger, UserLedger, OutcomeRecorder {
   readonly tableName: string;
   /** DynamoDB requests this ledger has sent (SDK retries not counted). */
   requests = 0;
@@ -277,19 +284,13 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
       for (let shard = nextShard++; shard < SWEEP_SHARDS && !stopped; shard = nextShard++) {
         let startKey: Values | undefined;
         do {
-          const page = await this.counted(
-            'read',
-            this.client.send(
-              new QueryCommand({
-                ...this.table,
-                IndexName: OPEN_LOCKS_INDEX,
-                KeyConditionExpression: 'sweepShard = :shard',
-                ExpressionAttributeValues: { ':shard': S(String(shard)) },
-                Limit: this.pageSize,
-                ...(startKey ? { ExclusiveStartKey: startKey } : {}),
-              }),
-            ),
-          );
+          const page = await this.query({
+            IndexName: OPEN_LOCKS_INDEX,
+            KeyConditionExpression: 'sweepShard = :shard',
+            ExpressionAttributeValues: { ':shard': S(String(shard)) },
+            Limit: this.pageSize,
+            ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+          });
           startKey = page.LastEvaluatedKey;
           const keys = (page.Items ?? []).map((key) => ({ lockId: key.lockId as AttributeValue }));
           for (let i = 0; i < keys.length && !stopped; i += BATCH_GET_SIZE) {
@@ -429,6 +430,44 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
     return lost === undefined;
   }
 
+  // ---- find-by-user ----
+
+  /**
+   * The user's open items: the keys from the openByUser index (Query on openUserId, paginated; moduleCode, which the
+   * index projects, filtered there when given), then the items (BatchGetItem, 100 keys a request, eventually
+   * consistent), of which only the open ones are kept, in lock ID order. Reads only this user's index entries,
+   * however large the ledger.
+   */
+  async openItemsOf(userId: string, moduleCode?: string): Promise<LedgerItem[]> {
+    const keys: Values[] = [];
+    let startKey: Values | undefined;
+    do {
+      const page = await this.query({
+        IndexName: OPEN_BY_USER_INDEX,
+        KeyConditionExpression: 'openUserId = :user',
+        ...(moduleCode !== undefined
+          ? {
+              FilterExpression: 'moduleCode = :module',
+              ExpressionAttributeValues: { ':user': S(userId), ':module': S(moduleCode) },
+            }
+          : { ExpressionAttributeValues: { ':user': S(userId) } }),
+        ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+      });
+      startKey = page.LastEvaluatedKey;
+      for (const key of page.Items ?? []) keys.push({ lockId: key.lockId as AttributeValue });
+    } while (startKey);
+    const items: LedgerItem[] = [];
+    for (let i = 0; i < keys.length; i += BATCH_GET_SIZE) {
+      items.push(...(await this.batchGet(keys.slice(i, i + BATCH_GET_SIZE))));
+    }
+    // The index is eventually consistent: an item read back may have changed user or module meanwhile.
+    return items
+      .filter(
+        (item) => item.userId === userId && (moduleCode === undefined || item.moduleCode === moduleCode),
+      )
+      .sort((a, b) => (a.lockId < b.lockId ? -1 : a.lockId > b.lockId ? 1 : 0));
+  }
+
   // ---- internals ----
 
   /**
@@ -450,6 +489,13 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
       if (error instanceof ConditionalCheckFailedException) return error;
       throw error;
     }
+  }
+
+  /** One Query page of an index of this table, counted. */
+  private query(
+    input: Omit<QueryCommandInput, 'TableName' | 'ReturnConsumedCapacity'>,
+  ): Promise<QueryCommandOutput> {
+    return this.counted('read', this.client.send(new QueryCommand({ ...this.table, ...input })));
   }
 
   private async writeOutcome(result: LockResult): Promise<void> {
@@ -566,6 +612,7 @@ const STRING_FIELDS = [
   'holder',
   'lastError',
   'sweepShard',
+  'openUserId',
 ] as const;
 
 /** A stored item as a LedgerItem: the schema's attributes only (a worker may store more). */

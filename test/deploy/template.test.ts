@@ -195,13 +195,14 @@ describe(`the packaged template (sls package --stage ${STAGE})`, () => {
       ]);
     });
 
-    it('dynamodb: UpdateItem and BatchGetItem on the ledger table, Query on its openLocks index, nothing else', () => {
+    it('dynamodb: UpdateItem and BatchGetItem on the ledger table, Query on its openLocks and openByUser indexes, nothing else', () => {
       const grants = statements(true).filter((s) => asList(s.Action).some((a) => a.startsWith('dynamodb:')));
       const pairs = grants.flatMap((s) =>
         asList(s.Action).flatMap((action) => asList(s.Resource).map((r) => `${action} ${resourceText(r)}`)),
       );
       expect(pairs.sort()).toEqual([
         'dynamodb:BatchGetItem ${LedgerTable.Arn}',
+        'dynamodb:Query ${LedgerTable.Arn}/index/openByUser',
         'dynamodb:Query ${LedgerTable.Arn}/index/openLocks',
         'dynamodb:UpdateItem ${LedgerTable.Arn}',
       ]);
@@ -285,7 +286,7 @@ describe(`the packaged template (sls package --stage ${STAGE})`, () => {
     expect(rules[0]?.[1].Properties.ScheduleExpression).toBe('rate(1 minute)');
   });
 
-  it('the ledger table: the sparse openLocks index, TTL on expiresAt, point-in-time recovery, kept on stack removal', () => {
+  it('the ledger table: the sparse openLocks and openByUser indexes, TTL on expiresAt, point-in-time recovery, kept on stack removal', () => {
     const table = resource('LedgerTable');
     expect(table.DeletionPolicy).toBe('Retain');
     expect(table.Properties.BillingMode).toBe('PAY_PER_REQUEST');
@@ -298,6 +299,14 @@ describe(`the packaged template (sls package --stage ${STAGE})`, () => {
           { AttributeName: 'lockId', KeyType: 'RANGE' },
         ],
         Projection: { ProjectionType: 'KEYS_ONLY' },
+      },
+      {
+        IndexName: 'openByUser',
+        KeySchema: [
+          { AttributeName: 'openUserId', KeyType: 'HASH' },
+          { AttributeName: 'lockId', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['moduleCode'] },
       },
     ]);
     expect(table.Properties.TimeToLiveSpecification).toEqual({ AttributeName: 'expiresAt', Enabled: true });

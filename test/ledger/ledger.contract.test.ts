@@ -7,7 +7,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startDynalite, type LocalDynamo } from '../../dev/dynalite';
 import { MemoryLedger } from '../../dev/memory-ledger';
-import type { HolderLedger, LedgerItem, SweepLedger } from '../../src/core/lease';
+import type { HolderLedger, LedgerItem, SweepLedger, UserLedger } from '../../src/core/lease';
 import type { LockResult, OutcomeRecorder } from '../../src/core/model';
 import {
   DynamoLedger,
@@ -18,7 +18,7 @@ import {
 } from '../../src/ledger/ledger';
 import { ledgerItem, manyItems, MINUTE, NOW, rawItem, SECOND, seedItems } from '../helpers/ledger-fakes';
 
-type Ledger = HolderLedger & SweepLedger & OutcomeRecorder;
+type Ledger = HolderLedger & SweepLedger & UserLedger & OutcomeRecorder;
 
 interface Subject {
   ledger: Ledger;
@@ -127,6 +127,7 @@ describe.each(subjects)('ledger contract: %s', (_name, create) => {
         releaseAttempts: 0,
         version: 1,
         sweepShard: expect.stringMatching(SHARD) as string,
+        openUserId: 'u',
       };
       expect(await subject.stored('a')).toEqual(expected);
       expect(item).toEqual(await subject.stored('a'));
@@ -448,7 +449,7 @@ describe.each(subjects)('ledger contract: %s', (_name, create) => {
       const before = await subject.stored('a');
       now += MINUTE;
       await ledger.recordReleased('a');
-      const { sweepShard: _, ...rest } = before!;
+      const { sweepShard: _, openUserId: __, ...rest } = before!;
       const expected = {
         ...rest,
         status: 'RELEASED',
@@ -578,6 +579,80 @@ describe.each(subjects)('ledger contract: %s', (_name, create) => {
       expect(await shardOf('a')).toBeUndefined();
       await ledger.record(failed('a', 1));
       expect(await shardOf('a')).toBeUndefined();
+    });
+  });
+
+  describe('openItemsOf (find-by-user)', () => {
+    const mine = (lockId: string, overrides: Partial<LedgerItem> = {}) =>
+      ledgerItem({ lockId, userId: 'u-7', openUserId: 'u-7', moduleCode: '101', ...overrides });
+    const ids = (items: LedgerItem[]) => items.map((i) => i.lockId);
+
+    it("returns exactly the user's open items in the user index, whole, of one module when asked", async () => {
+      const items = [
+        mine('a-held'),
+        mine('b-releasing', { status: 'RELEASING' }),
+        mine('c-failed', { status: 'RELEASE_FAILED', moduleCode: '102' }),
+        mine('d-no-module', { moduleCode: undefined }),
+      ];
+      await subject.seed([
+        ...items,
+        // final items keep their user but left the index
+        ledgerItem({ lockId: 'e-released', userId: 'u-7', status: 'RELEASED', moduleCode: '101' }),
+        ledgerItem({ lockId: 'f-expired', userId: 'u-7', status: 'EXPIRED', moduleCode: '101' }),
+        // an item an older holder wrote, without openUserId: not in the index
+        ledgerItem({ lockId: 'g-old-holder', userId: 'u-7', moduleCode: '101' }),
+        // other users, one of them a prefix of this one
+        ledgerItem({ lockId: 'h-other', userId: 'u-70', openUserId: 'u-70', moduleCode: '101' }),
+        ledgerItem({ lockId: 'i-other', userId: 'u', openUserId: 'u', moduleCode: '101' }),
+      ]);
+      expect(await ledger.openItemsOf('u-7')).toEqual(items);
+      expect(ids(await ledger.openItemsOf('u-7', '101'))).toEqual(['a-held', 'b-releasing']);
+      expect(ids(await ledger.openItemsOf('u-7', '102'))).toEqual(['c-failed']);
+      expect(await ledger.openItemsOf('u-7', '100')).toEqual([]);
+      expect(await ledger.openItemsOf('nobody')).toEqual([]);
+    });
+
+    it('an acquired item is found; heartbeats, claims and failures keep it there; every final write takes it out', async () => {
+      for (const id of ['kept', 'holder-released', 'path-released', 'closed']) {
+        await ledger.recordAcquired({ ...acquired(id), userId: 'u-7' });
+      }
+      const found = await ledger.openItemsOf('u-7', '101');
+      expect(ids(found)).toEqual(['closed', 'holder-released', 'kept', 'path-released']);
+      expect(found[2]).toEqual(await subject.stored('kept'));
+      now += MINUTE;
+      await ledger.recordHeartbeat('kept', 'w-1', 120);
+      const claim = await ledger.claim((await subject.stored('closed'))!, 300);
+      await ledger.claimRecorder([claim!]).record({ ...failed('closed', 1), userId: 'u-7' });
+      await ledger.record({ ...failed('kept', 1), userId: 'u-7' });
+      expect(ids(await ledger.openItemsOf('u-7'))).toEqual([
+        'closed',
+        'holder-released',
+        'kept',
+        'path-released',
+      ]);
+      expect(await subject.stored('kept')).toMatchObject({ status: 'RELEASE_FAILED', openUserId: 'u-7' });
+      await ledger.recordReleased('holder-released');
+      await ledger.record({ ...released('path-released'), userId: 'u-7' });
+      expect(await ledger.closeExpired((await subject.stored('closed'))!)).toBe(true);
+      expect(ids(await ledger.openItemsOf('u-7'))).toEqual(['kept']);
+      for (const id of ['holder-released', 'path-released', 'closed']) {
+        expect(await subject.stored(id)).not.toHaveProperty('openUserId');
+      }
+    });
+
+    it('an item the release path creates is never in the user index', async () => {
+      await ledger.record({ ...failed('new', 1), userId: 'u-7' });
+      expect(await subject.stored('new')).not.toHaveProperty('openUserId');
+      expect(await ledger.openItemsOf('u-7')).toEqual([]);
+    });
+
+    it('finds all of a user with many open items, over several BatchGetItem requests', async () => {
+      const many = manyItems(230, 'm', (lockId) => mine(lockId));
+      await subject.seed([
+        ...many,
+        ...manyItems(50, 'x', (lockId) => ledgerItem({ lockId, openUserId: 'user-1' })),
+      ]);
+      expect(await ledger.openItemsOf('u-7')).toEqual(many);
     });
   });
 });

@@ -23,7 +23,14 @@ import {
 } from '../../dev/dynalite';
 import { listenOnLoopback } from '../../dev/loopback';
 import type { LockResult } from '../../src/core/model';
-import { DynamoLedger, fromItem, OPEN_LOCKS_INDEX, toItem, type LedgerItem } from '../../src/ledger/ledger';
+import {
+  DynamoLedger,
+  fromItem,
+  OPEN_BY_USER_INDEX,
+  OPEN_LOCKS_INDEX,
+  toItem,
+  type LedgerItem,
+} from '../../src/ledger/ledger';
 import { ledgerItem, manyItems, MINUTE, NOW, rawItem, seedItems } from '../helpers/ledger-fakes';
 
 let dynamo: LocalDynamo;
@@ -54,13 +61,14 @@ const failed = (lockId: string): LockResult => ({
 });
 
 describe('the local table', () => {
-  it('is created from resources/ledger-table.yml: key lockId, the sparse keys-only index openLocks', async () => {
+  it('is created from resources/ledger-table.yml: key lockId, the sparse indexes openLocks and openByUser', async () => {
     const { Table } = await dynamo.client.send(new DescribeTableCommand({ TableName: dynamo.tableName }));
     expect(Table?.KeySchema).toEqual([{ AttributeName: 'lockId', KeyType: 'HASH' }]);
     expect(Table?.BillingModeSummary?.BillingMode).toBe('PAY_PER_REQUEST');
     expect(Table?.AttributeDefinitions).toEqual([
       { AttributeName: 'lockId', AttributeType: 'S' },
       { AttributeName: 'sweepShard', AttributeType: 'S' },
+      { AttributeName: 'openUserId', AttributeType: 'S' },
     ]);
     expect(Table?.GlobalSecondaryIndexes).toEqual([
       expect.objectContaining({
@@ -71,8 +79,17 @@ describe('the local table', () => {
         ],
         Projection: { ProjectionType: 'KEYS_ONLY' },
       }),
+      expect.objectContaining({
+        IndexName: 'openByUser',
+        KeySchema: [
+          { AttributeName: 'openUserId', KeyType: 'HASH' },
+          { AttributeName: 'lockId', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['moduleCode'] },
+      }),
     ]);
     expect(OPEN_LOCKS_INDEX).toBe('openLocks');
+    expect(OPEN_BY_USER_INDEX).toBe('openByUser');
   });
 
   it('is ACTIVE, with its index, when startDynalite returns', async () => {
@@ -80,7 +97,7 @@ describe('the local table', () => {
     try {
       const { Table } = await local.client.send(new DescribeTableCommand({ TableName: local.tableName }));
       expect(Table?.TableStatus).toBe('ACTIVE');
-      expect(Table?.GlobalSecondaryIndexes?.map((i) => i.IndexStatus)).toEqual(['ACTIVE']);
+      expect(Table?.GlobalSecondaryIndexes?.map((i) => i.IndexStatus)).toEqual(['ACTIVE', 'ACTIVE']);
     } finally {
       await local.close();
     }
