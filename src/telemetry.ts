@@ -12,6 +12,8 @@ import type { ErrorKind, LockResult } from './core/model';
 
 export const SERVICE_NAME = 'koodrive-lock-releaser';
 export const METRICS_NAMESPACE = 'KooDriveLockReleaser';
+/** Invalid entries of one payload shown by name in its log line; the rest are counted. */
+const INVALID_SHOWN = 5;
 
 export const logger = new Logger({ serviceName: SERVICE_NAME });
 export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE_NAME });
@@ -77,6 +79,22 @@ export class InvocationTelemetry {
     }
     if (result.outcome === 'failed') logger.warn('lock not released', fields);
     else logger.info(`lock ${result.outcome}`, fields);
+  };
+
+  /**
+   * The invalid entries of one direct payload: each counts in LocksFailed, but they share one log line (their
+   * number and the first few), so 10,000 bad entries write one line, not 10,000.
+   */
+  invalidEntries = (results: LockResult[]): void => {
+    if (results.length === 0) return;
+    this.failedByKind.set('invalid-input', (this.failedByKind.get('invalid-input') ?? 0) + results.length);
+    logger.warn('entries not released: invalid input', {
+      operation: this.operation,
+      outcome: 'failed',
+      errorKind: 'invalid-input',
+      count: results.length,
+      first: results.slice(0, INVALID_SHOWN).map((r) => ({ lockId: r.lockId, error: r.error?.message })),
+    });
   };
 
   /**

@@ -11,7 +11,12 @@ import { ConfigError } from './core/errors';
 import { systemClock, systemRandom, type LockGateway, type ReleaseReport } from './core/model';
 import { handleReleaseEvent, isSqsEvent } from './core/release';
 import { sweep, type SweepReport } from './core/sweep';
-import { DEFAULT_SWEEP_LIMIT, parseSweepEvent } from './core/sweep-event';
+import {
+  DEFAULT_SWEEP_LIMIT,
+  parseSweepEvent,
+  refusedSweepReport,
+  SweepEventError,
+} from './core/sweep-event';
 import { KooDriveClient } from './koodrive/client';
 import { SecretSettingsSource } from './koodrive/secret-source';
 import { DynamoLedger } from './ledger/ledger';
@@ -97,6 +102,9 @@ function buildApp(env: EnvConfig): App {
         options,
         defaultUserId: current.defaultUserId,
         maxLocksPerInvoke: env.maxLocksPerInvoke,
+        ...(ledger ? { userLedger: ledger } : {}),
+        leasePolicy: { staleAfterSeconds: env.staleAfterSeconds, clockSkewSeconds: env.clockSkewSeconds },
+        onInvalidEntries: telemetry.invalidEntries,
       });
       if ('batchItemFailures' in answer) {
         const records = isSqsEvent(event) ? event.Records.length : 0;
@@ -112,13 +120,22 @@ function buildApp(env: EnvConfig): App {
     },
     async sweep(event, remainingMs) {
       const telemetry = new InvocationTelemetry('sweep');
-      const input = parseSweepEvent(event, {
-        staleAfterSeconds: env.staleAfterSeconds,
-        limit: DEFAULT_SWEEP_LIMIT,
-      });
+      // A configuration error fails the invocation, whatever the event; a refused event gets an answer.
       if (!ledger)
         throw new ConfigError('invalid environment', ['LOCK_LEDGER_TABLE is required for the sweep']);
       await settings.current();
+      let input;
+      try {
+        input = parseSweepEvent(event, {
+          staleAfterSeconds: env.staleAfterSeconds,
+          limit: DEFAULT_SWEEP_LIMIT,
+        });
+      } catch (error) {
+        if (!(error instanceof SweepEventError)) throw error;
+        const refused = refusedSweepReport(error, 0);
+        telemetry.finish({ ...refused.summary, error: refused.error });
+        return refused;
+      }
       const requestsBefore = ledger.requests;
       const report = await sweep(
         { ...input, clockSkewSeconds: env.clockSkewSeconds },

@@ -4,14 +4,42 @@
  */
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { releaseLocks, type EngineDeps, type EngineOptions } from './engine';
-import type { LockResult, ReleaseReport } from './model';
-import { distinctLocks, lockKey, parseDirectPayload, parseSqsBody, type Entry } from './requests';
+import { ConfigError } from './errors';
+import {
+  KOODRIVE_LOCK_SECONDS,
+  staleAt,
+  type LeasePolicy,
+  type LedgerItem,
+  type LedgerStatus,
+  type UserLedger,
+} from './lease';
+import type { LockResult, ReleaseReport, ReportSummary } from './model';
+import {
+  distinctLocks,
+  lockKey,
+  parseDirectPayload,
+  parseSqsBody,
+  refusalError,
+  toEntry,
+  type Entry,
+  type FindByUserRequest,
+  type RefusedRequest,
+} from './requests';
 
 export interface ReleaseContext {
   engine: EngineDeps;
   options: EngineOptions;
   defaultUserId: string | undefined;
   maxLocksPerInvoke: number;
+  /** The ledger's user index, for find-by-user; absent when no ledger is configured. */
+  userLedger?: UserLedger;
+  /** The sweep's lease rule, for the lease left of a lock found by user. */
+  leasePolicy?: LeasePolicy;
+  /**
+   * Told once of all the invalid entries of a direct payload (one log line for them all, however many); without
+   * it each goes to `engine.onResult`.
+   */
+  onInvalidEntries?: (results: LockResult[]) => void;
 }
 
 /** True for an event SQS delivered: every record names its message and comes from aws:sqs. */
@@ -69,37 +97,145 @@ function succeeded(entry: Entry, outcomes: ReadonlyMap<string, LockResult>): boo
   return outcome === 'released' || outcome === 'alreadyReleased';
 }
 
-/** Direct invoke: the payload's locks, released (or, with dryRun, only checked) and reported. */
+/** Direct invoke: the payload's locks (or the user's, found in the ledger), released (or, with dryRun, only checked) and reported. */
 export async function releaseDirect(payload: unknown, ctx: ReleaseContext): Promise<ReleaseReport> {
   const startedAt = ctx.engine.clock.now();
   const request = parseDirectPayload(payload, ctx.defaultUserId, ctx.maxLocksPerInvoke);
-  if ('refused' in request) {
+  if ('refused' in request) return refusedReport(request, ctx.engine.clock.now() - startedAt);
+  if (request.kind === 'findByUser') return releaseFoundByUser(request, ctx, startedAt);
+  return releaseEntries(request.entries, request.dryRun, ctx, startedAt);
+}
+
+/**
+ * The answer to a payload refused as a whole: the error naming the field, no results, and nothing counted as
+ * released or failed (nothing was attempted); `requested` is how many entries the payload held.
+ */
+export function refusedReport(request: RefusedRequest, durationMs: number): ReleaseReport {
+  return {
+    summary: { ...emptySummary(), requested: request.requested, durationMs },
+    results: [],
+    error: refusalError(request.refused),
+  };
+}
+
+function emptySummary(): ReportSummary {
+  return { requested: 0, released: 0, alreadyReleased: 0, failed: 0, duplicates: 0, durationMs: 0 };
+}
+
+async function releaseEntries(
+  entries: readonly Entry[],
+  dryRun: boolean,
+  ctx: ReleaseContext,
+  startedAt: number,
+): Promise<ReleaseReport> {
+  if (dryRun) {
+    // A dry run decides nothing: no decision lines, no metrics, only the report.
+    return buildReport(entries, wouldRelease(entries), ctx.engine.clock.now() - startedAt, true);
+  }
+  // Invalid entries are decisions too (a log line and LocksFailed), as invalid SQS records are.
+  const invalid = entries.filter((e): e is Extract<Entry, { ok: false }> => !e.ok).map(invalidResult);
+  if (invalid.length > 0) {
+    if (ctx.onInvalidEntries) ctx.onInvalidEntries(invalid);
+    else for (const result of invalid) ctx.engine.onResult?.(result);
+  }
+  const outcomes = await releaseDistinct(entries, ctx);
+  return buildReport(entries, outcomes, ctx.engine.clock.now() - startedAt);
+}
+
+// ---- find-by-user ----
+
+/** A lock found by user: its result, and what the ledger said of it when it was found. */
+export interface FoundLockResult extends LockResult {
+  moduleCode?: string;
+  status: LedgerStatus;
+  holder?: string;
+  /** The last heartbeat the ledger holds, epoch ms. */
+  heartbeatAt: number;
+  /** Seconds until the lease (plus the skew allowance) runs out, by the sweep's rule; 0 once it has. */
+  leaseLeftSeconds: number;
+}
+
+/** The answer to find-by-user: the release report of the user's open items, each with its ledger state. */
+export interface FindByUserReport extends ReleaseReport {
+  userId: string;
+  moduleCode?: string;
+  results: FoundLockResult[];
+  /** Set when the ledger holds no open item: what that means for the lock the user waits for. */
+  note?: string;
+}
+
+/** What an empty find-by-user answer means (the lock was not taken through the holder). */
+export function noOpenItemNote(userId: string, moduleCode: string | undefined): string {
+  const what = moduleCode === undefined ? `user ${userId}` : `user ${userId}, module ${moduleCode}`;
+  const minutes = KOODRIVE_LOCK_SECONDS / 60;
+  return (
+    `no open ledger item for ${what}: a lock blocking it was not taken through the holder (or was released ` +
+    `already), so this service cannot find or release it; KooDrive frees it at most ${minutes} minutes after its last renewal`
+  );
+}
+
+/**
+ * Find-by-user: the user's open ledger items (of one module when asked), read through the user index, then
+ * released through the same path as a list of lock IDs (the same rules, dryRun and force), each result carrying
+ * the item's module, status, holder, heartbeat and lease left. No item: the answer says what that means.
+ */
+async function releaseFoundByUser(
+  request: FindByUserRequest,
+  ctx: ReleaseContext,
+  startedAt: number,
+): Promise<FindByUserReport> {
+  if (!ctx.userLedger || !ctx.leasePolicy) {
+    throw new ConfigError('invalid environment', ['LOCK_LEDGER_TABLE is required to find locks by userId']);
+  }
+  const asked = {
+    userId: request.userId,
+    ...(request.moduleCode !== undefined ? { moduleCode: request.moduleCode } : {}),
+  };
+  let items: LedgerItem[];
+  try {
+    items = await ctx.userLedger.openItemsOf(request.userId, request.moduleCode);
+  } catch (error) {
     return {
+      ...asked,
+      summary: { ...emptySummary(), durationMs: ctx.engine.clock.now() - startedAt },
+      results: [],
+      error: {
+        kind: 'retryable',
+        message: `the ledger could not be read, nothing was released: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`,
+      },
+    };
+  }
+  if (items.length === 0) {
+    return {
+      ...asked,
       summary: {
-        requested: request.requested,
-        released: 0,
-        alreadyReleased: 0,
-        failed: request.requested,
-        duplicates: 0,
+        ...emptySummary(),
+        ...(request.dryRun ? { wouldRelease: 0 } : {}),
         durationMs: ctx.engine.clock.now() - startedAt,
       },
       results: [],
-      error: { kind: 'invalid-input', message: request.refused },
+      note: noOpenItemNote(request.userId, request.moduleCode),
     };
   }
-  if (request.dryRun) {
-    // A dry run decides nothing: no decision lines, no metrics, only the report.
-    return buildReport(
-      request.entries,
-      wouldRelease(request.entries),
-      ctx.engine.clock.now() - startedAt,
-      true,
-    );
-  }
-  // An invalid entry is a decision too (a log line and LocksFailed), as an invalid SQS record is.
-  for (const entry of request.entries) if (!entry.ok) ctx.engine.onResult?.(invalidResult(entry));
-  const outcomes = await releaseDistinct(request.entries, ctx);
-  return buildReport(request.entries, outcomes, ctx.engine.clock.now() - startedAt);
+  // The lease left as found, before anything was done.
+  const foundAt = ctx.engine.clock.now();
+  const policy = ctx.leasePolicy;
+  // IDs written by workers are checked like any request before they can reach an HTTP header.
+  const entries = items.map((item) => toEntry('ledger item', item.lockId, item.userId));
+  const report = await releaseEntries(entries, request.dryRun, ctx, startedAt);
+  // Lock IDs are the ledger's key: no duplicates, so the report has one result per item, in the items' order.
+  const results = report.results.map((result, i): FoundLockResult => {
+    const item = items[i] as LedgerItem;
+    return {
+      ...result,
+      ...(item.moduleCode !== undefined ? { moduleCode: item.moduleCode } : {}),
+      status: item.status,
+      ...(item.holder !== undefined ? { holder: item.holder } : {}),
+      heartbeatAt: item.heartbeatAt,
+      leaseLeftSeconds: Math.max(0, Math.ceil((staleAt(item, policy) - foundAt) / 1000)),
+    };
+  });
+  return { ...asked, summary: report.summary, results };
 }
 
 async function releaseDistinct(

@@ -124,8 +124,14 @@ describe('release on a direct invocation', () => {
     const lockIds = Array.from({ length: 101 }, (_, i) => `lock-${i}`);
     const report = (await handleReleaseEvent({ lockIds, userId: USER }, context(gateway))) as ReleaseReport;
     expect(gateway.calls).toHaveLength(0);
-    expect(report.error?.message).toMatch(/101 locks; at most 100/);
-    expect(report.summary).toMatchObject({ requested: 101, failed: 101, released: 0 });
+    expect(report.error).toEqual({
+      kind: 'invalid-input',
+      field: 'lockIds',
+      message:
+        'lockIds holds 101 locks; at most 100 per invocation: split it, or send them through the queue',
+    });
+    // Nothing was attempted: nothing is counted as failed.
+    expect(report.summary).toMatchObject({ requested: 101, failed: 0, released: 0 });
   });
 
   it.each([
@@ -318,7 +324,7 @@ describe('the report', () => {
     expect(dry.summary.durationMs).toBe(0);
   });
 
-  it('a refused payload: every entry counted as requested and failed, nothing else', async () => {
+  it('a refused payload: every entry counted as requested, none as failed (none was attempted)', async () => {
     const lockIds = Array.from({ length: 101 }, (_, i) => `lock-${i}`);
     const report = (await handleReleaseEvent(
       { lockIds, userId: USER },
@@ -328,7 +334,7 @@ describe('the report', () => {
       requested: 101,
       released: 0,
       alreadyReleased: 0,
-      failed: 101,
+      failed: 0,
       duplicates: 0,
       durationMs: 0,
     });

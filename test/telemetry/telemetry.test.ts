@@ -88,14 +88,22 @@ beforeAll(async () => {
     error: { kind: 'retryable', message: 'unavailable' },
   });
   await sweep({}, lambdaContext('sweep'));
-  // Two invocations that fail as a whole: a secret that does not exist, a sweep event with a wrong field.
+  // Two invocations that fail as a whole (a secret that does not exist, a sweep without its table), and a sweep
+  // event with a wrong field, which is answered (refused), not failed.
   const secretId = process.env.KOODRIVE_SECRET_ID;
   process.env.KOODRIVE_SECRET_ID = 'no-such-secret';
   resetApp();
   await expect(release(event, lambdaContext('release'))).rejects.toThrow(/no-such-secret/);
   process.env.KOODRIVE_SECRET_ID = secretId;
   resetApp();
-  await expect(sweep({ limit: 'all' }, lambdaContext('sweep'))).rejects.toThrow(/limit must be/);
+  const refused = await sweep({ limit: 'all' }, lambdaContext('sweep'));
+  expect(refused.error).toMatchObject({ kind: 'invalid-input', field: 'limit' });
+  const table = process.env.LOCK_LEDGER_TABLE;
+  delete process.env.LOCK_LEDGER_TABLE;
+  resetApp();
+  await expect(sweep({}, lambdaContext('sweep'))).rejects.toThrow(/LOCK_LEDGER_TABLE is required/);
+  process.env.LOCK_LEDGER_TABLE = table;
+  resetApp();
   expect(stack.koodrive.isHeld(ok)).toBe(false);
   for (const spy of spies) spy.mockRestore();
 }, 30_000);
@@ -138,7 +146,14 @@ describe('logs of a release invocation', () => {
       ['ERROR', 'sweep'],
     ]);
     expect(JSON.stringify(failures[0]?.error)).toMatch(/secret no-such-secret could not be read/);
-    expect(JSON.stringify(failures[1]?.error)).toMatch(/limit must be a whole number/);
+    expect(JSON.stringify(failures[1]?.error)).toMatch(/LOCK_LEDGER_TABLE is required for the sweep/);
+  });
+
+  it('a refused sweep event is no failure: its summary line carries the error naming the field', () => {
+    const refused = logs().filter((l) => l.message === 'sweep summary' && l.error !== undefined);
+    expect(refused).toHaveLength(1);
+    expect(refused[0]?.error).toMatchObject({ kind: 'invalid-input', field: 'limit' });
+    expect(JSON.stringify(refused[0])).not.toMatch(/\bat \S+ \(/); // no stack trace
   });
 
   it('ends with a summary line per invocation', () => {
