@@ -86,6 +86,12 @@ export function certainlyExpiredAt(
   );
 }
 
+/**
+ * How late a scheduled sweep may start after its slot, as the time-to-free bound allows for it (the simulation
+ * starts its sweeps up to this late).
+ */
+export const SCHEDULE_JITTER_SECONDS = 2;
+
 /** What the time to free a dead holder's lock depends on; all in seconds. */
 export interface TimeToFreeInputs {
   /** The dead holder's lease. */
