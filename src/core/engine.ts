@@ -14,7 +14,13 @@ import type {
   OutcomeRecorder,
   ReleaseBasis,
 } from './model';
-import { decideRelease, type LeasePolicy, type ReleaseLedger } from './lease';
+import {
+  decideRelease,
+  type LeasePolicy,
+  type LedgerReading,
+  type ReleaseDecision,
+  type ReleaseLedger,
+} from './lease';
 import { lockKey } from './requests';
 
 export interface EngineOptions {
@@ -117,25 +123,9 @@ export async function releaseLocks(
     check: LiveLeaseCheck,
   ): Promise<{ result: LockResult } | { basis: ReleaseBasis }> => {
     if (deps.remainingMs() < readReserveMs) return { result: failed(lock, 0, deadlineError(0, undefined)) };
-    let reading: Parameters<typeof decideRelease>[0];
-    try {
-      reading = { ok: true, item: await check.ledger.get(lock.lockId) };
-    } catch (error) {
-      reading = { ok: false, message: describeError(error) };
-    }
-    const decision = decideRelease(reading, deps.clock.now(), check.policy, check.force);
+    const decision = await readDecision(lock, check, deps.clock);
     if (decision.action === 'release') return { basis: decision.basis };
-    if (decision.action === 'refuse') return { result: failed(lock, 0, decision.error) };
-    return {
-      result: {
-        ...lock,
-        outcome: 'held',
-        attempts: 0,
-        status: decision.status,
-        ...(decision.holder !== undefined ? { holder: decision.holder } : {}),
-        leaseLeftSeconds: decision.leaseLeftSeconds,
-      },
-    };
+    return { result: undecidedResult(lock, decision) };
   };
 
   const releaseOne = async (lock: LockRef): Promise<LockResult> => {
@@ -255,6 +245,37 @@ export async function releaseLocks(
   // Ledger writes run beside the KooDrive calls, never between two of them; wait for them all here.
   while (writers.size > 0) await Promise.all(writers);
   return results;
+}
+
+/** Reads the lock's item (consistently) and decides by the live-lease rule; a failed read is a decision too. */
+export async function readDecision(
+  lock: LockRef,
+  check: LiveLeaseCheck,
+  clock: Clock,
+): Promise<ReleaseDecision> {
+  let reading: LedgerReading;
+  try {
+    reading = { ok: true, item: await check.ledger.get(lock.lockId) };
+  } catch (error) {
+    reading = { ok: false, message: describeError(error) };
+  }
+  return decideRelease(reading, clock.now(), check.policy, check.force);
+}
+
+/** The result of a lock decided without a KooDrive call: `held` with its holder and lease left, or refused. */
+export function undecidedResult(
+  lock: LockRef,
+  decision: Exclude<ReleaseDecision, { action: 'release' }>,
+): LockResult {
+  if (decision.action === 'refuse') return failed(lock, 0, decision.error);
+  return {
+    ...lock,
+    outcome: 'held',
+    attempts: 0,
+    status: decision.status,
+    ...(decision.holder !== undefined ? { holder: decision.holder } : {}),
+    leaseLeftSeconds: decision.leaseLeftSeconds,
+  };
 }
 
 /** KooDrive answered and did not refuse the credentials (a timeout or a dropped connection proves nothing). */

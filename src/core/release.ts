@@ -3,7 +3,14 @@
  * release report out. Every requested lock is accounted for exactly once.
  */
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { releaseLocks, type EngineDeps, type EngineOptions } from './engine';
+import {
+  mapConcurrently,
+  readDecision,
+  releaseLocks,
+  undecidedResult,
+  type EngineDeps,
+  type EngineOptions,
+} from './engine';
 import type { LeasePolicy, ReleaseLedger } from './lease';
 import type { LockResult, ReleaseReport } from './model';
 import { distinctLocks, lockKey, parseDirectPayload, parseSqsBody, type Entry } from './requests';
@@ -97,10 +104,11 @@ export async function releaseDirect(payload: unknown, ctx: ReleaseContext): Prom
     };
   }
   if (request.dryRun) {
-    // A dry run decides nothing: no decision lines, no metrics, only the report.
+    // A dry run decides nothing: no decision lines, no metrics, no writes, only the report (with a ledger, from
+    // the same read and rule a release would decide by: held locks show as held).
     return buildReport(
       request.entries,
-      wouldRelease(request.entries),
+      await wouldRelease(request.entries, request.force, ctx),
       ctx.engine.clock.now() - startedAt,
       true,
     );
@@ -123,10 +131,20 @@ async function releaseDistinct(
   return new Map(results.map((result) => [lockKey(result), result]));
 }
 
-function wouldRelease(entries: readonly Entry[]): Map<string, LockResult> {
-  return new Map(
-    distinctLocks(entries).map((lock) => [lockKey(lock), { ...lock, outcome: 'wouldRelease', attempts: 0 }]),
-  );
+async function wouldRelease(
+  entries: readonly Entry[],
+  force: boolean,
+  ctx: ReleaseContext,
+): Promise<Map<string, LockResult>> {
+  const leases = ctx.leases;
+  const results = await mapConcurrently(distinctLocks(entries), ctx.options.concurrency, async (lock) => {
+    const decision = leases
+      ? await readDecision(lock, { ...leases, force }, ctx.engine.clock)
+      : ({ action: 'release' } as const);
+    if (decision.action !== 'release') return undecidedResult(lock, decision);
+    return { ...lock, outcome: 'wouldRelease' as const, attempts: 0 };
+  });
+  return new Map(results.map((result) => [lockKey(result), result]));
 }
 
 function invalidResult(entry: Extract<Entry, { ok: false }>): LockResult {

@@ -6,14 +6,17 @@
 import { describe, expect, it } from 'vitest';
 import {
   certainlyExpiredAt,
+  decideRelease,
   FINAL_STATUSES,
   holderTiming,
   judge,
   KOODRIVE_LOCK_SECONDS,
   MAX_KOODRIVE_REQUEST_SECONDS,
   randomSweepShard,
+  SCHEDULE_JITTER_SECONDS,
   staleAt,
   SWEEP_SHARDS,
+  timeToFreeBoundSeconds,
   type LedgerItem,
   type LeasePolicy,
 } from '../../src/core/lease';
@@ -225,5 +228,112 @@ describe('randomSweepShard', () => {
 
   it('never answers "16", even for a random source that returns 1', () => {
     expect(randomSweepShard(() => 1)).toBe('15');
+  });
+});
+
+describe('decideRelease: the release path’s live-lease rule', () => {
+  const found = (overrides: Partial<LedgerItem> = {}) => ({ ok: true as const, item: item(overrides) });
+
+  it('a HELD item is held up to and at its stale time (heartbeat + lease + skew), with holder and the lease left', () => {
+    const held = item({ holder: 'w-1', version: 7 });
+    expect(decideRelease({ ok: true, item: held }, HB + 100_500, policy, false)).toEqual({
+      action: 'held',
+      status: 'HELD',
+      holder: 'w-1',
+      leaseLeftSeconds: 30, // 130 s − 100.5 s, rounded up
+    });
+    expect(decideRelease({ ok: true, item: held }, HB + 130_000, policy, false)).toMatchObject({
+      action: 'held',
+      leaseLeftSeconds: 0,
+    });
+    expect(decideRelease({ ok: true, item: held }, HB + 130_001, policy, false)).toEqual({
+      action: 'release',
+      basis: { read: 7, forced: false },
+    });
+  });
+
+  it('a RELEASING item (a sweep’s claim) is held while the claim’s lease lasts; an anonymous holder has none', () => {
+    const claimed = found({ status: 'RELEASING', leaseSeconds: 60 });
+    expect(decideRelease(claimed, HB + 70_000, policy, false)).toEqual({
+      action: 'held',
+      status: 'RELEASING',
+      holder: undefined,
+      leaseLeftSeconds: 0,
+    });
+    expect(decideRelease(claimed, HB + 70_001, policy, false)).toMatchObject({ action: 'release' });
+  });
+
+  it('an item without a lease of its own is held for STALE_AFTER_SECONDS after its heartbeat', () => {
+    const noLease = found({ leaseSeconds: undefined });
+    expect(decideRelease(noLease, HB + 900_000, policy, false)).toMatchObject({ action: 'held' });
+    expect(decideRelease(noLease, HB + 900_001, policy, false)).toMatchObject({ action: 'release' });
+  });
+
+  it('"force" releases a live lease, and says so in the basis', () => {
+    expect(decideRelease(found({ version: 3 }), HB + 1, policy, true)).toEqual({
+      action: 'release',
+      basis: { read: 3, forced: true },
+    });
+  });
+
+  it('failed and final items, and locks without an item, are released', () => {
+    for (const status of ['RELEASE_FAILED', 'RELEASED', 'EXPIRED'] as const) {
+      expect(decideRelease(found({ status, version: 2 }), HB + 1, policy, false)).toEqual({
+        action: 'release',
+        basis: { read: 2, forced: false },
+      });
+    }
+    expect(decideRelease({ ok: true, item: undefined }, HB, policy, false)).toEqual({
+      action: 'release',
+      basis: { read: 'absent', forced: false },
+    });
+  });
+
+  it('an unreadable item is refused as retryable, naming the cause, unless forced', () => {
+    expect(decideRelease({ ok: false, message: 'ThrottlingException' }, HB, policy, false)).toEqual({
+      action: 'refuse',
+      error: {
+        kind: 'retryable',
+        message:
+          'not released: its ledger item could not be read, so its lease cannot be checked (ThrottlingException); "force": true releases it anyway',
+      },
+    });
+    expect(decideRelease({ ok: false, message: 'x' }, HB, policy, true)).toEqual({
+      action: 'release',
+      basis: { read: 'unread', forced: true },
+    });
+  });
+
+  it('holds exactly while the sweep would leave the item, over a range of ages', () => {
+    for (let age = 0; age <= 200_000; age += 997) {
+      const live = judge(item(), HB + age, policy).action === 'leave';
+      expect(decideRelease(found(), HB + age, policy, false).action).toBe(live ? 'held' : 'release');
+    }
+  });
+});
+
+describe('timeToFreeBoundSeconds', () => {
+  it('adds the lease, the allowance, the clock difference, the period, its jitter and the release', () => {
+    expect(SCHEDULE_JITTER_SECONDS).toBe(2);
+    expect(
+      timeToFreeBoundSeconds({
+        leaseSeconds: 120,
+        clockSkewSeconds: 10,
+        clockDifferenceSeconds: 20,
+        schedulePeriodSeconds: 60,
+        scheduleJitterSeconds: 2,
+        releaseSeconds: 5,
+      }),
+    ).toBe(217);
+    expect(
+      timeToFreeBoundSeconds({
+        leaseSeconds: 5,
+        clockSkewSeconds: 1,
+        clockDifferenceSeconds: 0,
+        schedulePeriodSeconds: 2,
+        scheduleJitterSeconds: 0,
+        releaseSeconds: 1,
+      }),
+    ).toBe(9);
   });
 });
