@@ -16,7 +16,7 @@ import { KooDriveClient } from '../../src/koodrive/client';
 import { parseSecret } from '../../src/koodrive/secret';
 import { LockHolder, type Lease } from '../../src/ledger/holder';
 import { DynamoLedger } from '../../src/ledger/ledger';
-import { sqsRecord } from '../helpers/events';
+import { loadEvent, sqsRecord } from '../helpers/events';
 import { rawItem } from '../helpers/ledger-fakes';
 import { useLocalStack } from '../helpers/local-stack';
 
@@ -175,5 +175,29 @@ describe('a live lease on the release path', () => {
       expect(stack().koodrive.isHeld(lease.lockId)).toBe(false);
     });
     expect(await item(lockId)).toMatchObject({ status: 'RELEASED' });
+  });
+
+  it('the force sample (events/direct-release-force.json) releases a lock its worker holds on a live lease; without "force" it is held', async () => {
+    const payload = loadEvent<{ lockIds: string[]; userId: string; force: boolean }>(
+      'direct-release-force.json',
+    );
+    const lockId = payload.lockIds[0]!;
+    stack().koodrive.seedLock(USER, '101', { lockId });
+    const dynamo = stack().dynamo!;
+    await new DynamoLedger({ tableName: dynamo.tableName, client: dynamo.client }).recordAcquired({
+      lockId,
+      userId: USER,
+      moduleCode: '101',
+      holder: 'worker-2',
+      leaseSeconds: 120,
+    });
+    const { force: _, ...unforced } = payload;
+    const held = (await release(unforced, lambdaContext('release'))) as ReleaseReport;
+    expect(held.results[0]).toMatchObject({ outcome: 'held', holder: 'worker-2' });
+    expect(stack().koodrive.isHeld(lockId)).toBe(true);
+    const forced = (await release(payload, lambdaContext('release'))) as ReleaseReport;
+    expect(forced.summary).toMatchObject({ requested: 1, released: 1, held: 0 });
+    expect(stack().koodrive.isHeld(lockId)).toBe(false);
+    expect(await item(lockId)).toMatchObject({ status: 'RELEASED', forcedAt: expect.any(Number) as number });
   });
 });
