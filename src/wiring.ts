@@ -8,8 +8,8 @@ import type { SQSBatchResponse } from 'aws-lambda';
 import { readEnv, type EnvConfig } from './config';
 import { DEFAULT_ENGINE_OPTIONS, type EngineDeps, type EngineOptions } from './core/engine';
 import { ConfigError } from './core/errors';
-import { systemClock, systemRandom, type LockGateway, type ReleaseReport } from './core/model';
-import { handleReleaseEvent, isSqsEvent } from './core/release';
+import { systemClock, systemRandom, type LockGateway } from './core/model';
+import { handleReleaseEvent, isSqsEvent, type ReleaseAnswer } from './core/release';
 import { sweep, type SweepReport } from './core/sweep';
 import {
   DEFAULT_SWEEP_LIMIT,
@@ -29,7 +29,7 @@ export interface App {
   /** Absent when LOCK_LEDGER_TABLE is unset. */
   ledger: DynamoLedger | undefined;
   /** One release invocation: an SQS batch or a direct-invoke payload. */
-  release(event: unknown, remainingMs: () => number): Promise<SQSBatchResponse | ReleaseReport>;
+  release(event: unknown, remainingMs: () => number): Promise<ReleaseAnswer>;
   /** One sweep invocation. */
   sweep(event: unknown, remainingMs: () => number): Promise<SweepReport>;
 }
@@ -102,8 +102,16 @@ function buildApp(env: EnvConfig): App {
         options,
         defaultUserId: current.defaultUserId,
         maxLocksPerInvoke: env.maxLocksPerInvoke,
+        // Live leases are never released by a request: each lock is decided from the ledger first.
+        ...(ledger
+          ? {
+              leases: {
+                ledger,
+                policy: { staleAfterSeconds: env.staleAfterSeconds, clockSkewSeconds: env.clockSkewSeconds },
+              },
+            }
+          : {}),
         ...(ledger ? { userLedger: ledger } : {}),
-        leasePolicy: { staleAfterSeconds: env.staleAfterSeconds, clockSkewSeconds: env.clockSkewSeconds },
         onInvalidEntries: telemetry.invalidEntries,
       });
       if ('batchItemFailures' in answer) {

@@ -3,14 +3,22 @@
  * release report out. Every requested lock is accounted for exactly once.
  */
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { releaseLocks, type EngineDeps, type EngineOptions } from './engine';
+import {
+  mapConcurrently,
+  readDecision,
+  releaseLocks,
+  undecidedResult,
+  type EngineDeps,
+  type EngineOptions,
+} from './engine';
 import { ConfigError } from './errors';
 import {
   KOODRIVE_LOCK_SECONDS,
-  staleAt,
+  leaseLeftSeconds,
   type LeasePolicy,
   type LedgerItem,
   type LedgerStatus,
+  type ReleaseLedger,
   type UserLedger,
 } from './lease';
 import type { LockResult, ReleaseReport, ReportSummary } from './model';
@@ -27,14 +35,18 @@ import {
 } from './requests';
 
 export interface ReleaseContext {
-  engine: EngineDeps;
+  /** The engine's ports; its recorder is the ledger when one is configured. */
+  engine: Omit<EngineDeps, 'liveLeases'>;
   options: EngineOptions;
   defaultUserId: string | undefined;
   maxLocksPerInvoke: number;
+  /**
+   * The ledger the live-lease check reads, and the sweep's lease policy it judges by; absent without a ledger
+   * (then every lock is released as asked).
+   */
+  leases?: { ledger: Pick<ReleaseLedger, 'get'>; policy: LeasePolicy };
   /** The ledger's user index, for find-by-user; absent when no ledger is configured. */
   userLedger?: UserLedger;
-  /** The sweep's lease rule, for the lease left of a lock found by user. */
-  leasePolicy?: LeasePolicy;
   /**
    * Told once of all the invalid entries of a direct payload (one log line for them all, however many); without
    * it each goes to `engine.onResult`.
@@ -74,7 +86,7 @@ export async function releaseSqsBatch(event: SQSEvent, ctx: ReleaseContext): Pro
     messageIds.set(key, [...(messageIds.get(key) ?? []), messageId]);
   });
   const onResult = ctx.engine.onResult;
-  const outcomes = await releaseDistinct(entries, {
+  const outcomes = await releaseDistinct(entries, false, {
     ...ctx,
     engine: {
       ...ctx.engine,
@@ -91,19 +103,23 @@ export async function releaseSqsBatch(event: SQSEvent, ctx: ReleaseContext): Pro
   return { batchItemFailures };
 }
 
+/** A message is done when its lock was released, or is held by a live lease (asking again would not change that). */
 function succeeded(entry: Entry, outcomes: ReadonlyMap<string, LockResult>): boolean {
   if (!entry.ok) return false;
   const outcome = outcomes.get(lockKey(entry.lock))?.outcome;
-  return outcome === 'released' || outcome === 'alreadyReleased';
+  return outcome === 'released' || outcome === 'alreadyReleased' || outcome === 'held';
 }
 
 /** Direct invoke: the payload's locks (or the user's, found in the ledger), released (or, with dryRun, only checked) and reported. */
-export async function releaseDirect(payload: unknown, ctx: ReleaseContext): Promise<ReleaseReport> {
+export async function releaseDirect(
+  payload: unknown,
+  ctx: ReleaseContext,
+): Promise<ReleaseReport | FindByUserReport> {
   const startedAt = ctx.engine.clock.now();
   const request = parseDirectPayload(payload, ctx.defaultUserId, ctx.maxLocksPerInvoke);
   if ('refused' in request) return refusedReport(request, ctx.engine.clock.now() - startedAt);
   if (request.kind === 'findByUser') return releaseFoundByUser(request, ctx, startedAt);
-  return releaseEntries(request.entries, request.dryRun, ctx, startedAt);
+  return releaseEntries(request.entries, request.dryRun, request.force, ctx, startedAt);
 }
 
 /**
@@ -119,18 +135,25 @@ export function refusedReport(request: RefusedRequest, durationMs: number): Rele
 }
 
 function emptySummary(): ReportSummary {
-  return { requested: 0, released: 0, alreadyReleased: 0, failed: 0, duplicates: 0, durationMs: 0 };
+  return { requested: 0, released: 0, alreadyReleased: 0, failed: 0, held: 0, duplicates: 0, durationMs: 0 };
 }
 
 async function releaseEntries(
   entries: readonly Entry[],
   dryRun: boolean,
+  force: boolean,
   ctx: ReleaseContext,
   startedAt: number,
 ): Promise<ReleaseReport> {
   if (dryRun) {
-    // A dry run decides nothing: no decision lines, no metrics, only the report.
-    return buildReport(entries, wouldRelease(entries), ctx.engine.clock.now() - startedAt, true);
+    // A dry run decides nothing: no decision lines, no metrics, no writes, only the report (with a ledger, from
+    // the same read and rule a release would decide by: held locks show as held).
+    return buildReport(
+      entries,
+      await wouldRelease(entries, force, ctx),
+      ctx.engine.clock.now() - startedAt,
+      true,
+    );
   }
   // Invalid entries are decisions too (a log line and LocksFailed), as invalid SQS records are.
   const invalid = entries.filter((e): e is Extract<Entry, { ok: false }> => !e.ok).map(invalidResult);
@@ -138,15 +161,16 @@ async function releaseEntries(
     if (ctx.onInvalidEntries) ctx.onInvalidEntries(invalid);
     else for (const result of invalid) ctx.engine.onResult?.(result);
   }
-  const outcomes = await releaseDistinct(entries, ctx);
+  const outcomes = await releaseDistinct(entries, force, ctx);
   return buildReport(entries, outcomes, ctx.engine.clock.now() - startedAt);
 }
 
 // ---- find-by-user ----
 
 /** A lock found by user: its result, and what the ledger said of it when it was found. */
-export interface FoundLockResult extends LockResult {
+export interface FoundLockResult extends Omit<LockResult, 'status'> {
   moduleCode?: string;
+  /** The item's status as found (a `held` lock's: as its decision read it). */
   status: LedgerStatus;
   holder?: string;
   /** The last heartbeat the ledger holds, epoch ms. */
@@ -156,7 +180,7 @@ export interface FoundLockResult extends LockResult {
 }
 
 /** The answer to find-by-user: the release report of the user's open items, each with its ledger state. */
-export interface FindByUserReport extends ReleaseReport {
+export interface FindByUserReport extends Omit<ReleaseReport, 'results'> {
   userId: string;
   moduleCode?: string;
   results: FoundLockResult[];
@@ -184,7 +208,7 @@ async function releaseFoundByUser(
   ctx: ReleaseContext,
   startedAt: number,
 ): Promise<FindByUserReport> {
-  if (!ctx.userLedger || !ctx.leasePolicy) {
+  if (!ctx.userLedger || !ctx.leases) {
     throw new ConfigError('invalid environment', ['LOCK_LEDGER_TABLE is required to find locks by userId']);
   }
   const asked = {
@@ -219,20 +243,21 @@ async function releaseFoundByUser(
   }
   // The lease left as found, before anything was done.
   const foundAt = ctx.engine.clock.now();
-  const policy = ctx.leasePolicy;
+  const policy = ctx.leases.policy;
   // IDs written by workers are checked like any request before they can reach an HTTP header.
   const entries = items.map((item) => toEntry('ledger item', item.lockId, item.userId));
-  const report = await releaseEntries(entries, request.dryRun, ctx, startedAt);
+  const report = await releaseEntries(entries, request.dryRun, request.force, ctx, startedAt);
   // Lock IDs are the ledger's key: no duplicates, so the report has one result per item, in the items' order.
   const results = report.results.map((result, i): FoundLockResult => {
     const item = items[i] as LedgerItem;
+    // A held lock's status, holder and lease left come from the decision's own (later, consistent) read.
     return {
-      ...result,
       ...(item.moduleCode !== undefined ? { moduleCode: item.moduleCode } : {}),
       status: item.status,
       ...(item.holder !== undefined ? { holder: item.holder } : {}),
       heartbeatAt: item.heartbeatAt,
-      leaseLeftSeconds: Math.max(0, Math.ceil((staleAt(item, policy) - foundAt) / 1000)),
+      leaseLeftSeconds: leaseLeftSeconds(item, foundAt, policy),
+      ...result,
     };
   });
   return { ...asked, summary: report.summary, results };
@@ -240,16 +265,30 @@ async function releaseFoundByUser(
 
 async function releaseDistinct(
   entries: readonly Entry[],
+  force: boolean,
   ctx: ReleaseContext,
 ): Promise<Map<string, LockResult>> {
-  const results = await releaseLocks(distinctLocks(entries), ctx.engine, ctx.options);
+  const engine: EngineDeps = ctx.leases
+    ? { ...ctx.engine, liveLeases: { ...ctx.leases, force } }
+    : ctx.engine;
+  const results = await releaseLocks(distinctLocks(entries), engine, ctx.options);
   return new Map(results.map((result) => [lockKey(result), result]));
 }
 
-function wouldRelease(entries: readonly Entry[]): Map<string, LockResult> {
-  return new Map(
-    distinctLocks(entries).map((lock) => [lockKey(lock), { ...lock, outcome: 'wouldRelease', attempts: 0 }]),
-  );
+async function wouldRelease(
+  entries: readonly Entry[],
+  force: boolean,
+  ctx: ReleaseContext,
+): Promise<Map<string, LockResult>> {
+  const leases = ctx.leases;
+  const results = await mapConcurrently(distinctLocks(entries), ctx.options.concurrency, async (lock) => {
+    const decision = leases
+      ? await readDecision(lock, { ...leases, force }, ctx.engine.clock)
+      : ({ action: 'release' } as const);
+    if (decision.action !== 'release') return undecidedResult(lock, decision);
+    return { ...lock, outcome: 'wouldRelease' as const, attempts: 0 };
+  });
+  return new Map(results.map((result) => [lockKey(result), result]));
 }
 
 function invalidResult(entry: Extract<Entry, { ok: false }>): LockResult {
@@ -301,6 +340,7 @@ export function buildReport(
       released: count('released'),
       alreadyReleased: count('alreadyReleased'),
       failed: count('failed'),
+      held: count('held'),
       duplicates,
       ...(dryRun ? { wouldRelease: count('wouldRelease') } : {}),
       durationMs,
@@ -309,10 +349,10 @@ export function buildReport(
   };
 }
 
+/** What the release function answers: `batchItemFailures` to SQS, a report to a direct invoke. */
+export type ReleaseAnswer = SQSBatchResponse | ReleaseReport | FindByUserReport;
+
 /** The release function's whole answer: SQS events get `batchItemFailures`, anything else a report. */
-export function handleReleaseEvent(
-  event: unknown,
-  ctx: ReleaseContext,
-): Promise<SQSBatchResponse | ReleaseReport> {
+export function handleReleaseEvent(event: unknown, ctx: ReleaseContext): Promise<ReleaseAnswer> {
   return isSqsEvent(event) ? releaseSqsBatch(event, ctx) : releaseDirect(event, ctx);
 }

@@ -149,6 +149,14 @@ export function parseSqsBody(body: unknown, defaultUserId?: string): Entry {
       message: `message body must be a JSON object {"lockId", "userId"}, got ${describeType(parsed)}`,
     };
   }
+  // Forcing past a live lease is an operator's decision, taken on a direct invoke, never from a queue.
+  if ('force' in parsed) {
+    const message = 'message body: "force" is accepted only on a direct invoke, never from SQS';
+    const entry = toEntry('message body', parsed.lockId, parsed.userId, defaultUserId);
+    return entry.ok
+      ? { ok: false, lockId: entry.lock.lockId, userId: entry.lock.userId, message }
+      : { ...entry, message: `${message}; ${entry.message}` };
+  }
   const unknown = unknownKey(parsed, ENTRY_KEYS);
   if (unknown)
     return {

@@ -54,7 +54,10 @@ function context(gateway: FakeGateway): ReleaseContext {
     maxLocksPerInvoke: MAX_LOCKS,
     // An empty ledger: find-by-user finds nothing.
     userLedger: new MemoryLedger({ now: () => 0 }),
-    leasePolicy: { staleAfterSeconds: 900, clockSkewSeconds: 10 },
+    leases: {
+      ledger: new MemoryLedger({ now: () => 0 }),
+      policy: { staleAfterSeconds: 900, clockSkewSeconds: 10 },
+    },
   };
 }
 

@@ -112,9 +112,9 @@ describe('parseSqsBody', () => {
       userId: '',
       message: 'message body: `userid`: unknown key, did you mean `userId`?',
     });
-    expect(parseSqsBody('{"lockId":"l","userId":"u","force":true}')).toMatchObject({
+    expect(parseSqsBody('{"lockId":"l","userId":"u","priority":1}')).toMatchObject({
       ok: false,
-      message: 'message body: `force`: unknown key, the known keys are `lockId`, `userId`',
+      message: 'message body: `priority`: unknown key, the known keys are `lockId`, `userId`',
     });
   });
 });
@@ -334,5 +334,25 @@ describe('a lock is its (userId, lockId) pair', () => {
       { lockId: 'a', userId: 'u' },
       { lockId: 'b', userId: 'v' },
     ]);
+  });
+});
+
+describe('"force" comes only from a direct invoke', () => {
+  it('an SQS body naming "force" (true, false or anything) is an invalid entry, its IDs kept for the report', () => {
+    const message = 'message body: "force" is accepted only on a direct invoke, never from SQS';
+    for (const force of [true, false, 'yes', null]) {
+      expect(parseSqsBody(JSON.stringify({ lockId: 'l', userId: 'u', force }))).toEqual({
+        ok: false,
+        lockId: 'l',
+        userId: 'u',
+        message,
+      });
+    }
+    expect(parseSqsBody('{"lockId":"","force":true}', 'd')).toEqual({
+      ok: false,
+      lockId: '',
+      userId: 'd',
+      message: `${message}; message body: lockId must not be empty`,
+    });
   });
 });

@@ -124,6 +124,30 @@ describe('find-by-user through the release handler', () => {
     expect(report.results).toHaveLength(2);
   });
 
+  it('follows the live-lease rule: a live holder’s lock is held (not released) unless the operator forces it', async () => {
+    const user = userOf('live');
+    const live = await held(user, '101', 5, 'worker-live', 120);
+    const dead = await held(user, '101', 300, 'worker-dead', 120);
+    const preview = await invoke({ userId: user, moduleCode: '101', dryRun: true });
+    const outcomes = (report: FindByUserReport) =>
+      Object.fromEntries(report.results.map((r) => [r.lockId, r.outcome]));
+    expect(outcomes(preview)).toEqual({ [live.lockId]: 'held', [dead.lockId]: 'wouldRelease' });
+    const report = await invoke({ userId: user, moduleCode: '101' });
+    expect(outcomes(report)).toEqual({ [live.lockId]: 'held', [dead.lockId]: 'released' });
+    const refused = report.results.find((r) => r.lockId === live.lockId);
+    expect(refused).toMatchObject({ status: 'HELD', holder: 'worker-live', heartbeatAt: live.heartbeatAt });
+    expect(refused?.leaseLeftSeconds).toBeGreaterThan(100);
+    expect(report.summary).toMatchObject({ held: 1, released: 1 });
+    expect(stack().koodrive.isHeld(live.lockId)).toBe(true);
+    expect((await ledger.get(live.lockId))?.status).toBe('HELD');
+    expect(stack().koodrive.isHeld(dead.lockId)).toBe(false);
+    // The operator overrides: force releases the live lock too.
+    const forced = await invoke({ userId: user, moduleCode: '101', force: true });
+    expect(outcomes(forced)).toEqual({ [live.lockId]: 'released' });
+    expect(stack().koodrive.isHeld(live.lockId)).toBe(false);
+    expect((await ledger.get(live.lockId))?.status).toBe('RELEASED');
+  });
+
   it('with no open item, says what that means: not taken through the holder, KooDrive frees it within 10 minutes', async () => {
     const user = userOf('none');
     // A lock the user holds in KooDrive that no holder recorded: this service cannot see it.
@@ -137,6 +161,7 @@ describe('find-by-user through the release handler', () => {
         released: 0,
         alreadyReleased: 0,
         failed: 0,
+        held: 0,
         duplicates: 0,
         durationMs: expect.any(Number) as number,
       },

@@ -90,6 +90,7 @@ describe('release handler against the local stack', () => {
         released: 0,
         alreadyReleased: 0,
         failed: 0,
+        held: 0,
         duplicates: 0,
         durationMs: expect.any(Number) as number,
       },
@@ -151,6 +152,7 @@ describe('release handler against the local stack', () => {
         released: 0,
         alreadyReleased: 0,
         failed: 0,
+        held: 0,
         duplicates: 0,
         durationMs: expect.any(Number) as number,
       });
