@@ -4,7 +4,6 @@
  */
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import type { SQSBatchResponse } from 'aws-lambda';
 import { readEnv, type EnvConfig } from './config';
 import { DEFAULT_ENGINE_OPTIONS, type EngineDeps, type EngineOptions } from './core/engine';
 import { ConfigError } from './core/errors';
