@@ -1,8 +1,8 @@
 /**
  * The lock ledger in memory, with DynamoDB's semantics (never bundled): what the simulation and the core's unit
  * tests run against. It passes the same contract tests as DynamoLedger on dynalite
- * (test/ledger/ledger.contract.test.ts): conditional writes, the version, sweepShard present exactly while an
- * item is open (so it is in the openLocks index), final states that stay final.
+ * (test/ledger/ledger.contract.test.ts): conditional writes, the version, sweepShard and openUserId present exactly
+ * while an item is open (so it is in the openLocks and openByUser indexes), final states that stay final.
  *
  * Every method is async and atomic: the whole write is applied synchronously inside the call, as one DynamoDB
  * request is. Items are cloned in and out, so a caller never shares state with the store. There is no fault
@@ -17,9 +17,11 @@ import {
   type HolderLedger,
   type LedgerItem,
   type LedgerStatus,
+  type ReleaseLedger,
   type SweepLedger,
+  type UserLedger,
 } from '../src/core/lease';
-import type { LockResult, OutcomeRecorder } from '../src/core/model';
+import type { LockResult, OutcomeRecorder, ReleaseBasis } from '../src/core/model';
 import { MAX_LAST_ERROR_LENGTH, RELEASED_RETENTION_SECONDS } from '../src/ledger/ledger';
 
 export interface MemoryLedgerOptions {
@@ -38,7 +40,7 @@ interface ClaimedFrom {
 
 const OPEN: readonly LedgerStatus[] = ['HELD', 'RELEASING', 'RELEASE_FAILED'];
 
-export class MemoryLedger implements HolderLedger, SweepLedger, OutcomeRecorder {
+export class MemoryLedger implements HolderLedger, SweepLedger, UserLedger, ReleaseLedger {
   /** The table: lock ID → item. Checkers may read it; writes should go through the methods (or put()). */
   readonly items = new Map<string, LedgerItem>();
   private readonly now: () => number;
@@ -96,14 +98,33 @@ export class MemoryLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
     item.expiresAt = retainUntil(now);
     item.version += 1;
     delete item.sweepShard;
+    delete item.openUserId;
     return Promise.resolve();
   }
 
-  /** The release path's outcome: creates the item (never indexed) when absent; a final item stays as it is. */
-  record(result: LockResult): Promise<void> {
+  /**
+   * The release path's outcome: creates the item (never indexed) when absent; a final item stays as it is. With a
+   * basis, a failure is written only on the item read (its version, or still absent), else LedgerConflictError; a
+   * forced release sets forcedAt (see DynamoLedger.record).
+   */
+  record(result: LockResult, basis?: ReleaseBasis): Promise<void> {
     if (!isRecordable(result)) return Promise.resolve();
     const now = this.now();
     let item = this.items.get(result.lockId);
+    if (result.outcome === 'failed' && basis !== undefined && basis.read !== 'unread') {
+      const onRead =
+        basis.read === 'absent'
+          ? !item
+          : item !== undefined && item.version === basis.read && !isFinal(item.status);
+      if (!onRead) {
+        return Promise.reject(
+          new LedgerConflictError(
+            result.lockId,
+            `lock ${result.lockId} changed since the release read it; its failure was not recorded`,
+          ),
+        );
+      }
+    }
     if (item && isFinal(item.status)) return Promise.resolve();
     if (!item) {
       item = {
@@ -118,6 +139,7 @@ export class MemoryLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
       this.items.set(item.lockId, item);
     }
     applyOutcome(item, result, now);
+    if (basis?.forced) item.forcedAt = now;
     return Promise.resolve();
   }
 
@@ -143,6 +165,23 @@ export class MemoryLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
         if (page.length < this.pageSize) break;
       }
     }
+  }
+
+  // ---- find-by-user ----
+
+  /** The user's open items that carry openUserId (the user index), of `moduleCode` when given, in lock ID order. */
+  openItemsOf(userId: string, moduleCode?: string): Promise<LedgerItem[]> {
+    const found = [...this.items.values()]
+      .filter(
+        (i) =>
+          i.openUserId === userId &&
+          OPEN.includes(i.status) &&
+          i.userId === userId &&
+          (moduleCode === undefined || i.moduleCode === moduleCode),
+      )
+      .sort((a, b) => (a.lockId < b.lockId ? -1 : 1))
+      .map((i) => structuredClone(i));
+    return Promise.resolve(found);
   }
 
   claim(read: LedgerItem, leaseSeconds: number): Promise<LedgerItem | undefined> {
@@ -198,6 +237,7 @@ export class MemoryLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
     item.expiresAt = retainUntil(this.now());
     item.version = read.version + 1;
     delete item.sweepShard;
+    delete item.openUserId;
     return Promise.resolve(true);
   }
 
@@ -236,6 +276,7 @@ function applyOutcome(item: LedgerItem, result: LockResult, now: number): void {
     item.releasedAt = now;
     item.expiresAt = retainUntil(now);
     delete item.sweepShard;
+    delete item.openUserId;
   } else {
     item.lastError = lastErrorOf(result);
   }

@@ -1,33 +1,22 @@
 /**
  * The promise, watched in production: the time-to-free bound the alarm compares TimeToFreeSeconds with, and the
  * CloudWatch dashboard. serverless.yml reads them as variables (`${file(./resources/observability.cjs):…}`) when
- * it is resolved (`sls package`, `sls deploy`), so both follow the stack's own settings: the holders' lease,
- * `clockSkewSeconds`, the sweep's schedule and the release allowance. Never bundled into the functions.
+ * it is resolved (`sls package`, `sls deploy`), so both follow the stack's own settings (the holders' lease,
+ * `clockSkewSeconds`, the sweep's schedule, the KooDrive timeout) through src/core/lease.ts's one formula for the
+ * bound. Never bundled into the functions.
  */
-import { DEFAULT_LEASE_SECONDS } from '../src/core/lease';
+import { DEFAULT_ENGINE_OPTIONS } from '../src/core/engine';
+import {
+  DEFAULT_LEASE_SECONDS,
+  SCHEDULE_JITTER_SECONDS,
+  timeToFreeBoundSeconds as boundOf,
+  type TimeToFreeInputs,
+} from '../src/core/lease';
 import { METRICS_NAMESPACE, SERVICE_NAME } from '../src/telemetry';
 
 /** What osls passes to a variable function; only resolveVariable is used. */
 export interface ResolverContext {
   resolveVariable(address: string): Promise<unknown>;
-}
-
-/** The parts of the bound, all in seconds. */
-export interface BoundParts {
-  leaseSeconds: number;
-  clockSkewSeconds: number;
-  periodSeconds: number;
-  releaseSeconds: number;
-}
-
-/**
- * The worst case from a dead holder's last heartbeat to the sweep's confirmed release (README, "The promise";
- * the same sum as src/core/lease.ts's staleness rule plus the schedule and the release): the item turns stale
- * lease + skew after the heartbeat, the next sweep starts at most one period later, and its release takes the
- * release allowance.
- */
-export function timeToFreeBound(parts: BoundParts): number {
-  return parts.leaseSeconds + parts.clockSkewSeconds + parts.periodSeconds + parts.releaseSeconds;
 }
 
 /** Seconds between runs of an EventBridge `rate(…)` expression; a cron() schedule has no single period. */
@@ -51,8 +40,13 @@ async function numberParam(context: ResolverContext, name: string): Promise<numb
   return value;
 }
 
-/** The bound's parts from the stack's parameters (holderLeaseSeconds empty: the holders' default lease). */
-export async function boundParts(context: ResolverContext): Promise<BoundParts> {
+/**
+ * The bound's inputs from the stack's parameters (holderLeaseSeconds empty: the holders' default lease), for
+ * src/core/lease.ts's timeToFreeBoundSeconds: each clock within clockSkewSeconds of true time (a difference of
+ * twice that), the schedule's jitter, and one KooDrive attempt's timeout for the release (KOODRIVE_TIMEOUT_MS,
+ * which serverless.yml leaves at its default).
+ */
+export async function boundParts(context: ResolverContext): Promise<TimeToFreeInputs> {
   const schedule = String(await context.resolveVariable('param:sweepSchedule'));
   const periodSeconds = ratePeriodSeconds(schedule);
   const declared = await numberParam(context, 'sweepPeriodSeconds');
@@ -61,26 +55,32 @@ export async function boundParts(context: ResolverContext): Promise<BoundParts> 
       `param sweepPeriodSeconds (${declared}) must be the period of sweepSchedule "${schedule}" (${periodSeconds})`,
     );
   }
+  const clockSkewSeconds = (await numberParam(context, 'clockSkewSeconds')) ?? 0;
   return {
     leaseSeconds: (await numberParam(context, 'holderLeaseSeconds')) ?? DEFAULT_LEASE_SECONDS,
-    clockSkewSeconds: (await numberParam(context, 'clockSkewSeconds')) ?? 0,
-    periodSeconds,
-    releaseSeconds: (await numberParam(context, 'releaseAllowanceSeconds')) ?? 0,
+    clockSkewSeconds,
+    clockDifferenceSeconds: 2 * clockSkewSeconds,
+    schedulePeriodSeconds: periodSeconds,
+    scheduleJitterSeconds: SCHEDULE_JITTER_SECONDS,
+    releaseSeconds: DEFAULT_ENGINE_OPTIONS.attemptTimeoutMs / 1000,
   };
 }
 
-export function describeBound(parts: BoundParts): string {
-  return `lease ${parts.leaseSeconds} + skew ${parts.clockSkewSeconds} + period ${parts.periodSeconds} + release ${parts.releaseSeconds} = ${timeToFreeBound(parts)} s`;
+export function describeBound(parts: TimeToFreeInputs): string {
+  return (
+    `lease ${parts.leaseSeconds} + skew ${parts.clockSkewSeconds} + clock difference ${parts.clockDifferenceSeconds} + ` +
+    `period ${parts.schedulePeriodSeconds} + jitter ${parts.scheduleJitterSeconds} + release ${parts.releaseSeconds} = ${boundOf(parts)} s`
+  );
 }
 
 /** The alarm's threshold: `${file(./resources/observability.cjs):timeToFreeBoundSeconds}`. */
 export async function timeToFreeBoundSeconds(context: ResolverContext): Promise<number> {
-  return timeToFreeBound(await boundParts(context));
+  return boundOf(await boundParts(context));
 }
 
 /** The sweep's period (checked against its schedule), for the "sweep not running" alarm. */
 export async function sweepPeriodSeconds(context: ResolverContext): Promise<number> {
-  return (await boundParts(context)).periodSeconds;
+  return (await boundParts(context)).schedulePeriodSeconds;
 }
 
 /** How the bound was computed, for the alarm's description and the dashboard. */
@@ -109,7 +109,7 @@ const ERROR_KINDS = ['invalid-input', 'auth', 'retryable', 'permanent', 'deadlin
  */
 export async function dashboardBody(context: ResolverContext): Promise<{ 'Fn::Sub': string }> {
   const parts = await boundParts(context);
-  const bound = timeToFreeBound(parts);
+  const bound = boundOf(parts);
   const own = (name: string, stat: string, extra: string[] = []): MetricRow => [
     METRICS_NAMESPACE,
     name,

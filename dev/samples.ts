@@ -93,6 +93,7 @@ export async function seedSamples(
         releaseAttempts: { N: '0' },
         version: { N: '1' },
         sweepShard: { S: '7' },
+        openUserId: { S: LOCAL_USER_ID },
       },
       ConditionExpression: 'attribute_not_exists(lockId)',
     }),

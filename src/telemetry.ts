@@ -12,6 +12,8 @@ import type { ErrorKind, LockResult } from './core/model';
 
 export const SERVICE_NAME = 'koodrive-lock-releaser';
 export const METRICS_NAMESPACE = 'KooDriveLockReleaser';
+/** Invalid entries of one payload shown by name in its log line; the rest are counted. */
+const INVALID_SHOWN = 5;
 
 export const logger = new Logger({ serviceName: SERVICE_NAME });
 export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE_NAME });
@@ -48,6 +50,7 @@ export class InvocationTelemetry {
   private released = 0;
   private alreadyReleased = 0;
   private closedExpired = 0;
+  private refusedHeld = 0;
   private readonly failedByKind = new Map<ErrorKind, number>();
 
   constructor(private readonly operation: 'release' | 'sweep') {}
@@ -61,6 +64,13 @@ export class InvocationTelemetry {
       outcome: result.outcome,
       attempts: result.attempts,
       ...(correlation?.messageIds ? { messageIds: correlation.messageIds } : {}),
+      ...(result.outcome === 'held'
+        ? {
+            status: result.status,
+            holder: result.holder ?? 'an anonymous holder',
+            leaseLeftSeconds: result.leaseLeftSeconds,
+          }
+        : {}),
       ...(result.error
         ? {
             errorKind: result.error.kind,
@@ -72,11 +82,29 @@ export class InvocationTelemetry {
     };
     if (result.outcome === 'released') this.released += 1;
     else if (result.outcome === 'alreadyReleased') this.alreadyReleased += 1;
+    else if (result.outcome === 'held') this.refusedHeld += 1;
     else if (result.outcome === 'failed' && result.error) {
       this.failedByKind.set(result.error.kind, (this.failedByKind.get(result.error.kind) ?? 0) + 1);
     }
     if (result.outcome === 'failed') logger.warn('lock not released', fields);
+    else if (result.outcome === 'held') logger.info('lock held: its lease is live, not released', fields);
     else logger.info(`lock ${result.outcome}`, fields);
+  };
+
+  /**
+   * The invalid entries of one direct payload: each counts in LocksFailed, but they share one log line (their
+   * number and the first few), so 10,000 bad entries write one line, not 10,000.
+   */
+  invalidEntries = (results: LockResult[]): void => {
+    if (results.length === 0) return;
+    this.failedByKind.set('invalid-input', (this.failedByKind.get('invalid-input') ?? 0) + results.length);
+    logger.warn('entries not released: invalid input', {
+      operation: this.operation,
+      outcome: 'failed',
+      errorKind: 'invalid-input',
+      count: results.length,
+      first: results.slice(0, INVALID_SHOWN).map((r) => ({ lockId: r.lockId, error: r.error?.message })),
+    });
   };
 
   /**
@@ -129,6 +157,7 @@ export class InvocationTelemetry {
     metrics.addMetric('LocksAlreadyReleased', MetricUnit.Count, this.alreadyReleased);
     if (this.operation === 'sweep')
       metrics.addMetric('LocksClosedExpired', MetricUnit.Count, this.closedExpired);
+    else metrics.addMetric('LocksRefusedHeld', MetricUnit.Count, this.refusedHeld);
     for (const [kind, count] of this.failedByKind) {
       const single = metrics.singleMetric();
       single.addDimension('errorKind', kind);

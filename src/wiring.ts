@@ -4,14 +4,18 @@
  */
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import type { SQSBatchResponse } from 'aws-lambda';
 import { readEnv, type EnvConfig } from './config';
 import { DEFAULT_ENGINE_OPTIONS, type EngineDeps, type EngineOptions } from './core/engine';
 import { ConfigError } from './core/errors';
-import { systemClock, systemRandom, type LockGateway, type ReleaseReport } from './core/model';
-import { handleReleaseEvent, isSqsEvent } from './core/release';
+import { systemClock, systemRandom, type LockGateway } from './core/model';
+import { handleReleaseEvent, isSqsEvent, type ReleaseAnswer } from './core/release';
 import { sweep, type SweepLedger, type SweepReport } from './core/sweep';
-import { DEFAULT_SWEEP_LIMIT, parseSweepEvent } from './core/sweep-event';
+import {
+  DEFAULT_SWEEP_LIMIT,
+  parseSweepEvent,
+  refusedSweepReport,
+  SweepEventError,
+} from './core/sweep-event';
 import { KooDriveClient } from './koodrive/client';
 import { SecretSettingsSource } from './koodrive/secret-source';
 import { DynamoLedger } from './ledger/ledger';
@@ -24,7 +28,7 @@ export interface App {
   /** Absent when LOCK_LEDGER_TABLE is unset. */
   ledger: DynamoLedger | undefined;
   /** One release invocation: an SQS batch or a direct-invoke payload. */
-  release(event: unknown, remainingMs: () => number): Promise<SQSBatchResponse | ReleaseReport>;
+  release(event: unknown, remainingMs: () => number): Promise<ReleaseAnswer>;
   /** One sweep invocation. */
   sweep(event: unknown, remainingMs: () => number): Promise<SweepReport>;
 }
@@ -97,6 +101,17 @@ function buildApp(env: EnvConfig): App {
         options,
         defaultUserId: current.defaultUserId,
         maxLocksPerInvoke: env.maxLocksPerInvoke,
+        // Live leases are never released by a request: each lock is decided from the ledger first.
+        ...(ledger
+          ? {
+              leases: {
+                ledger,
+                policy: { staleAfterSeconds: env.staleAfterSeconds, clockSkewSeconds: env.clockSkewSeconds },
+              },
+            }
+          : {}),
+        ...(ledger ? { userLedger: ledger } : {}),
+        onInvalidEntries: telemetry.invalidEntries,
       });
       if ('batchItemFailures' in answer) {
         const records = isSqsEvent(event) ? event.Records.length : 0;
@@ -112,13 +127,22 @@ function buildApp(env: EnvConfig): App {
     },
     async sweep(event, remainingMs) {
       const telemetry = new InvocationTelemetry('sweep');
-      const input = parseSweepEvent(event, {
-        staleAfterSeconds: env.staleAfterSeconds,
-        limit: DEFAULT_SWEEP_LIMIT,
-      });
+      // A configuration error fails the invocation, whatever the event; a refused event gets an answer.
       if (!ledger)
         throw new ConfigError('invalid environment', ['LOCK_LEDGER_TABLE is required for the sweep']);
       await settings.current();
+      let input;
+      try {
+        input = parseSweepEvent(event, {
+          staleAfterSeconds: env.staleAfterSeconds,
+          limit: DEFAULT_SWEEP_LIMIT,
+        });
+      } catch (error) {
+        if (!(error instanceof SweepEventError)) throw error;
+        const refused = refusedSweepReport(error, 0);
+        telemetry.finish({ ...refused.summary, error: refused.error });
+        return refused;
+      }
       const requestsBefore = ledger.requests;
       const sweepEngine = engine(telemetry, remainingMs);
       // The promise, observed: when each lock was confirmed released, and how many open items were read.

@@ -3,15 +3,55 @@
  * release report out. Every requested lock is accounted for exactly once.
  */
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { releaseLocks, type EngineDeps, type EngineOptions } from './engine';
-import type { LockResult, ReleaseReport } from './model';
-import { distinctLocks, lockKey, parseDirectPayload, parseSqsBody, type Entry } from './requests';
+import {
+  mapConcurrently,
+  readDecision,
+  releaseLocks,
+  undecidedResult,
+  type EngineDeps,
+  type EngineOptions,
+} from './engine';
+import { ConfigError } from './errors';
+import {
+  KOODRIVE_LOCK_SECONDS,
+  leaseLeftSeconds,
+  type LeasePolicy,
+  type LedgerItem,
+  type LedgerStatus,
+  type ReleaseLedger,
+  type UserLedger,
+} from './lease';
+import type { LockResult, ReleaseReport, ReportSummary } from './model';
+import {
+  distinctLocks,
+  lockKey,
+  parseDirectPayload,
+  parseSqsBody,
+  refusalError,
+  toEntry,
+  type Entry,
+  type FindByUserRequest,
+  type RefusedRequest,
+} from './requests';
 
 export interface ReleaseContext {
-  engine: EngineDeps;
+  /** The engine's ports; its recorder is the ledger when one is configured. */
+  engine: Omit<EngineDeps, 'liveLeases'>;
   options: EngineOptions;
   defaultUserId: string | undefined;
   maxLocksPerInvoke: number;
+  /**
+   * The ledger the live-lease check reads, and the sweep's lease policy it judges by; absent without a ledger
+   * (then every lock is released as asked).
+   */
+  leases?: { ledger: Pick<ReleaseLedger, 'get'>; policy: LeasePolicy };
+  /** The ledger's user index, for find-by-user; absent when no ledger is configured. */
+  userLedger?: UserLedger;
+  /**
+   * Told once of all the invalid entries of a direct payload (one log line for them all, however many); without
+   * it each goes to `engine.onResult`.
+   */
+  onInvalidEntries?: (results: LockResult[]) => void;
 }
 
 /** True for an event SQS delivered: every record names its message and comes from aws:sqs. */
@@ -46,7 +86,7 @@ export async function releaseSqsBatch(event: SQSEvent, ctx: ReleaseContext): Pro
     messageIds.set(key, [...(messageIds.get(key) ?? []), messageId]);
   });
   const onResult = ctx.engine.onResult;
-  const outcomes = await releaseDistinct(entries, {
+  const outcomes = await releaseDistinct(entries, false, {
     ...ctx,
     engine: {
       ...ctx.engine,
@@ -63,57 +103,192 @@ export async function releaseSqsBatch(event: SQSEvent, ctx: ReleaseContext): Pro
   return { batchItemFailures };
 }
 
+/** A message is done when its lock was released, or is held by a live lease (asking again would not change that). */
 function succeeded(entry: Entry, outcomes: ReadonlyMap<string, LockResult>): boolean {
   if (!entry.ok) return false;
   const outcome = outcomes.get(lockKey(entry.lock))?.outcome;
-  return outcome === 'released' || outcome === 'alreadyReleased';
+  return outcome === 'released' || outcome === 'alreadyReleased' || outcome === 'held';
 }
 
-/** Direct invoke: the payload's locks, released (or, with dryRun, only checked) and reported. */
-export async function releaseDirect(payload: unknown, ctx: ReleaseContext): Promise<ReleaseReport> {
+/** Direct invoke: the payload's locks (or the user's, found in the ledger), released (or, with dryRun, only checked) and reported. */
+export async function releaseDirect(
+  payload: unknown,
+  ctx: ReleaseContext,
+): Promise<ReleaseReport | FindByUserReport> {
   const startedAt = ctx.engine.clock.now();
   const request = parseDirectPayload(payload, ctx.defaultUserId, ctx.maxLocksPerInvoke);
-  if ('refused' in request) {
-    return {
-      summary: {
-        requested: request.requested,
-        released: 0,
-        alreadyReleased: 0,
-        failed: request.requested,
-        duplicates: 0,
-        durationMs: ctx.engine.clock.now() - startedAt,
-      },
-      results: [],
-      error: { kind: 'invalid-input', message: request.refused },
-    };
-  }
-  if (request.dryRun) {
-    // A dry run decides nothing: no decision lines, no metrics, only the report.
+  if ('refused' in request) return refusedReport(request, ctx.engine.clock.now() - startedAt);
+  if (request.kind === 'findByUser') return releaseFoundByUser(request, ctx, startedAt);
+  return releaseEntries(request.entries, request.dryRun, request.force, ctx, startedAt);
+}
+
+/**
+ * The answer to a payload refused as a whole: the error naming the field, no results, and nothing counted as
+ * released or failed (nothing was attempted); `requested` is how many entries the payload held.
+ */
+export function refusedReport(request: RefusedRequest, durationMs: number): ReleaseReport {
+  return {
+    summary: { ...emptySummary(), requested: request.requested, durationMs },
+    results: [],
+    error: refusalError(request.refused),
+  };
+}
+
+function emptySummary(): ReportSummary {
+  return { requested: 0, released: 0, alreadyReleased: 0, failed: 0, held: 0, duplicates: 0, durationMs: 0 };
+}
+
+async function releaseEntries(
+  entries: readonly Entry[],
+  dryRun: boolean,
+  force: boolean,
+  ctx: ReleaseContext,
+  startedAt: number,
+): Promise<ReleaseReport> {
+  if (dryRun) {
+    // A dry run decides nothing: no decision lines, no metrics, no writes, only the report (with a ledger, from
+    // the same read and rule a release would decide by: held locks show as held).
     return buildReport(
-      request.entries,
-      wouldRelease(request.entries),
+      entries,
+      await wouldRelease(entries, force, ctx),
       ctx.engine.clock.now() - startedAt,
       true,
     );
   }
-  // An invalid entry is a decision too (a log line and LocksFailed), as an invalid SQS record is.
-  for (const entry of request.entries) if (!entry.ok) ctx.engine.onResult?.(invalidResult(entry));
-  const outcomes = await releaseDistinct(request.entries, ctx);
-  return buildReport(request.entries, outcomes, ctx.engine.clock.now() - startedAt);
+  // Invalid entries are decisions too (a log line and LocksFailed), as invalid SQS records are.
+  const invalid = entries.filter((e): e is Extract<Entry, { ok: false }> => !e.ok).map(invalidResult);
+  if (invalid.length > 0) {
+    if (ctx.onInvalidEntries) ctx.onInvalidEntries(invalid);
+    else for (const result of invalid) ctx.engine.onResult?.(result);
+  }
+  const outcomes = await releaseDistinct(entries, force, ctx);
+  return buildReport(entries, outcomes, ctx.engine.clock.now() - startedAt);
+}
+
+// ---- find-by-user ----
+
+/** A lock found by user: its result, and what the ledger said of it when it was found. */
+export interface FoundLockResult extends Omit<LockResult, 'status'> {
+  moduleCode?: string;
+  /** The item's status as found (a `held` lock's: as its decision read it). */
+  status: LedgerStatus;
+  holder?: string;
+  /** The last heartbeat the ledger holds, epoch ms. */
+  heartbeatAt: number;
+  /** Seconds until the lease (plus the skew allowance) runs out, by the sweep's rule; 0 once it has. */
+  leaseLeftSeconds: number;
+}
+
+/** The answer to find-by-user: the release report of the user's open items, each with its ledger state. */
+export interface FindByUserReport extends Omit<ReleaseReport, 'results'> {
+  userId: string;
+  moduleCode?: string;
+  results: FoundLockResult[];
+  /** Set when the ledger holds no open item: what that means for the lock the user waits for. */
+  note?: string;
+}
+
+/** What an empty find-by-user answer means (the lock was not taken through the holder). */
+export function noOpenItemNote(userId: string, moduleCode: string | undefined): string {
+  const what = moduleCode === undefined ? `user ${userId}` : `user ${userId}, module ${moduleCode}`;
+  const minutes = KOODRIVE_LOCK_SECONDS / 60;
+  return (
+    `no open ledger item for ${what}: a lock blocking it was not taken through the holder (or was released ` +
+    `already), so this service cannot find or release it; KooDrive frees it at most ${minutes} minutes after its last renewal`
+  );
+}
+
+/**
+ * Find-by-user: the user's open ledger items (of one module when asked), read through the user index, then
+ * released through the same path as a list of lock IDs (the same rules, dryRun and force), each result carrying
+ * the item's module, status, holder, heartbeat and lease left. No item: the answer says what that means.
+ */
+async function releaseFoundByUser(
+  request: FindByUserRequest,
+  ctx: ReleaseContext,
+  startedAt: number,
+): Promise<FindByUserReport> {
+  if (!ctx.userLedger || !ctx.leases) {
+    throw new ConfigError('invalid environment', ['LOCK_LEDGER_TABLE is required to find locks by userId']);
+  }
+  const asked = {
+    userId: request.userId,
+    ...(request.moduleCode !== undefined ? { moduleCode: request.moduleCode } : {}),
+  };
+  let items: LedgerItem[];
+  try {
+    items = await ctx.userLedger.openItemsOf(request.userId, request.moduleCode);
+  } catch (error) {
+    return {
+      ...asked,
+      summary: { ...emptySummary(), durationMs: ctx.engine.clock.now() - startedAt },
+      results: [],
+      error: {
+        kind: 'retryable',
+        message: `the ledger could not be read, nothing was released: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`,
+      },
+    };
+  }
+  if (items.length === 0) {
+    return {
+      ...asked,
+      summary: {
+        ...emptySummary(),
+        ...(request.dryRun ? { wouldRelease: 0 } : {}),
+        durationMs: ctx.engine.clock.now() - startedAt,
+      },
+      results: [],
+      note: noOpenItemNote(request.userId, request.moduleCode),
+    };
+  }
+  // The lease left as found, before anything was done.
+  const foundAt = ctx.engine.clock.now();
+  const policy = ctx.leases.policy;
+  // IDs written by workers are checked like any request before they can reach an HTTP header.
+  const entries = items.map((item) => toEntry('ledger item', item.lockId, item.userId));
+  const report = await releaseEntries(entries, request.dryRun, request.force, ctx, startedAt);
+  // Lock IDs are the ledger's key: no duplicates, so the report has one result per item, in the items' order.
+  const results = report.results.map((result, i): FoundLockResult => {
+    const item = items[i] as LedgerItem;
+    // A held lock's status, holder and lease left come from the decision's own (later, consistent) read.
+    return {
+      ...(item.moduleCode !== undefined ? { moduleCode: item.moduleCode } : {}),
+      status: item.status,
+      ...(item.holder !== undefined ? { holder: item.holder } : {}),
+      heartbeatAt: item.heartbeatAt,
+      leaseLeftSeconds: leaseLeftSeconds(item, foundAt, policy),
+      ...result,
+    };
+  });
+  return { ...asked, summary: report.summary, results };
 }
 
 async function releaseDistinct(
   entries: readonly Entry[],
+  force: boolean,
   ctx: ReleaseContext,
 ): Promise<Map<string, LockResult>> {
-  const results = await releaseLocks(distinctLocks(entries), ctx.engine, ctx.options);
+  const engine: EngineDeps = ctx.leases
+    ? { ...ctx.engine, liveLeases: { ...ctx.leases, force } }
+    : ctx.engine;
+  const results = await releaseLocks(distinctLocks(entries), engine, ctx.options);
   return new Map(results.map((result) => [lockKey(result), result]));
 }
 
-function wouldRelease(entries: readonly Entry[]): Map<string, LockResult> {
-  return new Map(
-    distinctLocks(entries).map((lock) => [lockKey(lock), { ...lock, outcome: 'wouldRelease', attempts: 0 }]),
-  );
+async function wouldRelease(
+  entries: readonly Entry[],
+  force: boolean,
+  ctx: ReleaseContext,
+): Promise<Map<string, LockResult>> {
+  const leases = ctx.leases;
+  const results = await mapConcurrently(distinctLocks(entries), ctx.options.concurrency, async (lock) => {
+    const decision = leases
+      ? await readDecision(lock, { ...leases, force }, ctx.engine.clock)
+      : ({ action: 'release' } as const);
+    if (decision.action !== 'release') return undecidedResult(lock, decision);
+    return { ...lock, outcome: 'wouldRelease' as const, attempts: 0 };
+  });
+  return new Map(results.map((result) => [lockKey(result), result]));
 }
 
 function invalidResult(entry: Extract<Entry, { ok: false }>): LockResult {
@@ -165,6 +340,7 @@ export function buildReport(
       released: count('released'),
       alreadyReleased: count('alreadyReleased'),
       failed: count('failed'),
+      held: count('held'),
       duplicates,
       ...(dryRun ? { wouldRelease: count('wouldRelease') } : {}),
       durationMs,
@@ -173,10 +349,10 @@ export function buildReport(
   };
 }
 
+/** What the release function answers: `batchItemFailures` to SQS, a report to a direct invoke. */
+export type ReleaseAnswer = SQSBatchResponse | ReleaseReport | FindByUserReport;
+
 /** The release function's whole answer: SQS events get `batchItemFailures`, anything else a report. */
-export function handleReleaseEvent(
-  event: unknown,
-  ctx: ReleaseContext,
-): Promise<SQSBatchResponse | ReleaseReport> {
+export function handleReleaseEvent(event: unknown, ctx: ReleaseContext): Promise<ReleaseAnswer> {
   return isSqsEvent(event) ? releaseSqsBatch(event, ctx) : releaseDirect(event, ctx);
 }

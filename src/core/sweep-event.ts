@@ -1,10 +1,14 @@
 /**
- * The sweep's event: any JSON object (a scheduled event, an EventBridge Scheduler payload, `{}`, a direct invoke)
- * of which only `dryRun`, `staleAfterSeconds` and `limit` are read; other fields are ignored.
+ * The sweep's event: a scheduled event or EventBridge Scheduler's default notification (an EventBridge envelope,
+ * whose own fields are not payload keys; its `detail` is the payload), `{}`, nothing, or a direct invoke. A payload
+ * holds only `dryRun`, `staleAfterSeconds` and `limit`: any other key is refused, naming it and the closest known
+ * one, and so is a bad value. A refused event gets the structured answer of refusedSweepReport, never a throw.
  */
 import * as z from 'zod/mini';
 import { ReleaserError } from './errors';
 import { describeType } from './model';
+import { refusalError, unknownKey, type Refusal } from './requests';
+import type { SweepReport } from './sweep';
 
 export const MIN_STALE_AFTER_SECONDS = 60;
 export const MAX_STALE_AFTER_SECONDS = 7 * 24 * 3600;
@@ -19,14 +23,95 @@ export interface SweepEvent {
   limit: number;
 }
 
-/** The sweep event is unusable: a field it reads has the wrong type or range. */
+/** The keys a sweep payload may hold. */
+export const SWEEP_KEYS = ['dryRun', 'staleAfterSeconds', 'limit'] as const;
+/** An EventBridge envelope's own fields (a scheduled rule's event, Scheduler's default notification). */
+const ENVELOPE_KEYS = [
+  'version',
+  'id',
+  'detail-type',
+  'source',
+  'account',
+  'time',
+  'region',
+  'resources',
+  'detail',
+  'replay-name',
+] as const;
+
+/** The sweep event is unusable: an unknown key, or a field it reads has the wrong type or range. */
 export class SweepEventError extends ReleaserError {
   readonly problems: string[];
+  /** The field each problem is about, in the same order ("event" for the event as a whole). */
+  readonly fields: string[];
 
-  constructor(problems: string[]) {
-    super(`invalid sweep event: ${problems.join('; ')}`);
-    this.problems = problems;
+  constructor(problems: Refusal[]) {
+    super(`invalid sweep event: ${problems.map((p) => p.message).join('; ')}`);
+    this.problems = problems.map((p) => p.message);
+    this.fields = problems.map((p) => p.field);
   }
+}
+
+/**
+ * The answer to a refused sweep event, in the release report's shape: the error naming the field, no candidates,
+ * no results, nothing counted (nothing was read or attempted).
+ */
+export function refusedSweepReport(error: SweepEventError, durationMs: number): SweepReport {
+  return {
+    summary: {
+      requested: 0,
+      released: 0,
+      alreadyReleased: 0,
+      failed: 0,
+      duplicates: 0,
+      skipped: 0,
+      closedExpired: 0,
+      durationMs,
+    },
+    results: [],
+    candidates: [],
+    error: refusalError({ field: error.fields[0] ?? 'event', message: error.problems.join('; ') }),
+  };
+}
+
+/** An EventBridge envelope: `source` and `detail-type` are strings. */
+function isEnvelope(event: Record<string, unknown>): boolean {
+  return typeof event.source === 'string' && typeof event['detail-type'] === 'string';
+}
+
+/**
+ * The payload of an event: an envelope's detail (an object, or JSON text of one, as Scheduler's default notification
+ * carries it), else the event itself; `{}` for no event. Unknown keys of the envelope or of the payload are refused.
+ */
+function payloadOf(event: unknown): unknown {
+  if (event === undefined || event === null) return {};
+  if (typeof event !== 'object' || Array.isArray(event)) return event;
+  const fields = event as Record<string, unknown>;
+  if (!isEnvelope(fields)) {
+    const unknown = unknownKey(fields, SWEEP_KEYS);
+    if (unknown) throw new SweepEventError([unknown]);
+    return event;
+  }
+  const unknownInEnvelope = unknownKey(fields, ENVELOPE_KEYS);
+  if (unknownInEnvelope) throw new SweepEventError([unknownInEnvelope]);
+  let detail: unknown = fields.detail ?? {};
+  if (typeof detail === 'string') {
+    try {
+      detail = JSON.parse(detail) as unknown;
+    } catch {
+      throw new SweepEventError([
+        { field: 'detail', message: 'detail must be a JSON object, got text that is not JSON' },
+      ]);
+    }
+  }
+  if (typeof detail !== 'object' || detail === null || Array.isArray(detail)) {
+    throw new SweepEventError([
+      { field: 'detail', message: `detail must be a JSON object, got ${describeType(detail)}` },
+    ]);
+  }
+  const unknown = unknownKey(detail as Record<string, unknown>, SWEEP_KEYS, 'detail.');
+  if (unknown) throw new SweepEventError([unknown]);
+  return detail;
 }
 
 /** A whole number in [min, max]; every issue about it says so, with a bounded preview of what came. */
@@ -53,18 +138,24 @@ function eventSchema() {
 }
 
 /**
- * Reads `dryRun`, `staleAfterSeconds` and `limit` from any JSON object (a scheduled event, `{}`, a direct
- * invoke); other fields are ignored, absent ones take the defaults; no event at all is `{}`. Throws
- * SweepEventError listing every problem (one per field), each with a bounded preview of the value, never all of it.
+ * Reads `dryRun`, `staleAfterSeconds` and `limit` from a direct invoke, or from an EventBridge envelope's detail
+ * (a scheduled event: `{}`); absent ones take the defaults; no event at all is `{}`. Throws SweepEventError for
+ * an unknown key (naming the closest known one), or listing every bad value (one per field), each with a bounded
+ * preview of the value, never all of it.
  */
 export function parseSweepEvent(
   event: unknown,
   defaults: { staleAfterSeconds: number; limit: number },
 ): SweepEvent {
-  const parsed = z.safeParse(eventSchema(), event ?? {});
+  const parsed = z.safeParse(eventSchema(), payloadOf(event));
   if (!parsed.success) {
     // A value may break several rules (0.5 is neither whole nor in range); each field has one message.
-    throw new SweepEventError([...new Set(parsed.error.issues.map((issue) => issue.message))]);
+    const problems = new Map<string, Refusal>();
+    for (const issue of parsed.error.issues) {
+      const field = issue.path.length > 0 ? String(issue.path[0]) : 'event';
+      if (!problems.has(issue.message)) problems.set(issue.message, { field, message: issue.message });
+    }
+    throw new SweepEventError([...problems.values()]);
   }
   const { dryRun, staleAfterSeconds, limit } = parsed.data;
   return {

@@ -1,6 +1,7 @@
 /**
  * sweep: on its schedule (or invoked by hand, `{"dryRun": true}`), releases the ledger's stale and failed locks.
- * Configuration errors and a malformed event throw: the operator sees the message.
+ * Configuration errors throw: the operator sees the message. A refused event (unknown key, bad value) gets an
+ * answer naming the field.
  */
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';

@@ -6,7 +6,9 @@
  *
  * The sweep reads the open items through the sparse, keys-only index `openLocks` (partition key sweepShard,
  * "0" … "15", present exactly while an item is open), then the items themselves with BatchGetItem; nothing
- * scans. A heartbeat changes neither a key nor a projected attribute, so it writes no index: one write unit.
+ * scans. Find-by-user reads a user's open items through the sparse index `openByUser` (partition key openUserId,
+ * the userId, present exactly while an item is open; projects moduleCode), then BatchGetItem. A heartbeat changes
+ * neither a key nor a projected attribute of either index, so it writes no index: one write unit.
  *
  * Requests go through the low-level client with constant expressions and pre-marshalled constant values: the
  * outcome write is on the release path's hot loop, and the document client's marshalling cost more CPU than the
@@ -20,6 +22,8 @@ import {
   PutItemCommand,
   QueryCommand,
   UpdateItemCommand,
+  type QueryCommandInput,
+  type QueryCommandOutput,
   type UpdateItemCommandInput,
   type AttributeValue,
   type ConsumedCapacity,
@@ -32,14 +36,25 @@ import {
   type AcquiredLock,
   type HolderLedger,
   type LedgerItem,
+  type ReleaseLedger,
   type SweepLedger,
+  type UserLedger,
 } from '../core/lease';
-import { systemClock, systemRandom, type LockResult, type OutcomeRecorder, type Random } from '../core/model';
+import {
+  systemClock,
+  systemRandom,
+  type LockResult,
+  type OutcomeRecorder,
+  type Random,
+  type ReleaseBasis,
+} from '../core/model';
 
 export { LedgerConflictError, LockExistsError, LockLostError, LockNotFoundError } from '../core/errors';
 export type { AcquiredLock, LedgerItem, LedgerStatus } from '../core/lease';
 
 export const OPEN_LOCKS_INDEX = 'openLocks';
+/** The sparse user index find-by-user reads: partition key openUserId, present exactly while an item is open. */
+export const OPEN_BY_USER_INDEX = 'openByUser';
 /** How long a final item (RELEASED, EXPIRED) stays before DynamoDB's TTL removes it. */
 export const RELEASED_RETENTION_SECONDS = 7 * 24 * 3600;
 export const MAX_LAST_ERROR_LENGTH = 500;
@@ -85,7 +100,7 @@ const NOT_FINAL = 'NOT (#status IN (:released, :expired))';
 const FINAL_VALUES = { ':released': S('RELEASED'), ':expired': S('EXPIRED') };
 const RELEASED = {
   update:
-    'SET #status = :released, releasedAt = :now, expiresAt = :expiresAt, #version = #version + :one REMOVE sweepShard',
+    'SET #status = :released, releasedAt = :now, expiresAt = :expiresAt, #version = #version + :one REMOVE sweepShard, openUserId',
   condition: `attribute_exists(lockId) AND ${NOT_FINAL}`,
   values: { ...FINAL_VALUES, ':one': N(1) },
 };
@@ -95,9 +110,14 @@ const OUTCOME_SET =
   'heartbeatAt = if_not_exists(heartbeatAt, :now), ' +
   'releaseAttempts = if_not_exists(releaseAttempts, :zero) + :attempts, #version = if_not_exists(#version, :zero) + :one';
 const OUTCOME = {
-  released: `SET #status = :released, ${OUTCOME_SET}, releasedAt = :now, expiresAt = :expiresAt REMOVE sweepShard`,
+  released: `SET #status = :released, ${OUTCOME_SET}, releasedAt = :now, expiresAt = :expiresAt REMOVE sweepShard, openUserId`,
   failed: `SET #status = :failed, ${OUTCOME_SET}, lastError = :lastError`,
+  /** Appended to the SET of a forced release's outcome. */
+  forced: ', forcedAt = :now',
   condition: `attribute_not_exists(lockId) OR ${NOT_FINAL}`,
+  /** A failure decided from a read: only on the item read (its version, not final), or while still absent. */
+  readCondition: `#version = :read AND ${NOT_FINAL}`,
+  absentCondition: 'attribute_not_exists(lockId)',
   releasedValues: { ...FINAL_VALUES, ':zero': N(0), ':one': N(1) },
   failedValues: { ...FINAL_VALUES, ':failed': S('RELEASE_FAILED'), ':zero': N(0), ':one': N(1) },
 };
@@ -115,7 +135,7 @@ const CLAIM = {
   values: { ':releasing': S('RELEASING') },
 };
 const CLOSE = {
-  update: 'SET #status = :expired, expiresAt = :expiresAt, #version = :next REMOVE sweepShard',
+  update: 'SET #status = :expired, expiresAt = :expiresAt, #version = :next REMOVE sweepShard, openUserId',
   condition: '#version = :read',
   values: { ':expired': S('EXPIRED') },
 };
@@ -129,7 +149,7 @@ interface ClaimedFrom {
 /** Claims remembered at most (a claim whose outcome is never recorded is forgotten, oldest first). */
 const MAX_REMEMBERED_CLAIMS = 20_000;
 
-export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder {
+export class DynamoLedger implements HolderLedger, SweepLedger, UserLedger, ReleaseLedger {
   readonly tableName: string;
   /** DynamoDB requests this ledger has sent (SDK retries not counted). */
   requests = 0;
@@ -234,17 +254,30 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
       throw new LockNotFoundError(lockId, { cause: error });
   }
 
-  // ---- release path (the engine's OutcomeRecorder) ----
+  // ---- release path (the engine's OutcomeRecorder and its live-lease read) ----
 
   /**
-   * One UpdateItem per outcome, no read: released / alreadyReleased → RELEASED (final, kept 7 days, out of the
-   * index), failed → RELEASE_FAILED with the attempts added and the error. Creates the item when absent, without
-   * sweepShard (never indexed); keeps an existing one's. A final item stays as it is. Dry runs and
-   * invalid-input failures are not recorded.
+   * One UpdateItem per outcome: released / alreadyReleased → RELEASED (final, kept 7 days, out of the index),
+   * failed → RELEASE_FAILED with the attempts added and the error. Creates the item when absent, without sweepShard
+   * (never indexed); keeps an existing one's. A final item stays as it is. Dry runs, held locks and invalid-input
+   * failures are not recorded.
+   *
+   * With the basis the release path decided from (its read), a release is still written whoever wrote since
+   * (KooDrive's answer is the truth), but a failure only on the item read: the same version and not final, or still
+   * absent; else LedgerConflictError (a holder heart-beat or a sweep claimed it meanwhile: it stays theirs). A
+   * forced release also sets forcedAt.
    */
-  async record(result: LockResult): Promise<void> {
+  async record(result: LockResult, basis?: ReleaseBasis): Promise<void> {
     if (!isRecordable(result)) return;
-    await this.writeOutcome(result); // a failed condition: already final, which stays
+    const conflict = await this.writeOutcome(result, basis);
+    // Without a basis, or for a release, a failed condition means already final, which stays.
+    if (conflict && basis !== undefined && basis.read !== 'unread' && result.outcome === 'failed') {
+      throw new LedgerConflictError(
+        result.lockId,
+        `lock ${result.lockId} changed since the release read it; its failure was not recorded`,
+        { cause: conflict },
+      );
+    }
   }
 
   // ---- sweep side ----
@@ -277,19 +310,13 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
       for (let shard = nextShard++; shard < SWEEP_SHARDS && !stopped; shard = nextShard++) {
         let startKey: Values | undefined;
         do {
-          const page = await this.counted(
-            'read',
-            this.client.send(
-              new QueryCommand({
-                ...this.table,
-                IndexName: OPEN_LOCKS_INDEX,
-                KeyConditionExpression: 'sweepShard = :shard',
-                ExpressionAttributeValues: { ':shard': S(String(shard)) },
-                Limit: this.pageSize,
-                ...(startKey ? { ExclusiveStartKey: startKey } : {}),
-              }),
-            ),
-          );
+          const page = await this.query({
+            IndexName: OPEN_LOCKS_INDEX,
+            KeyConditionExpression: 'sweepShard = :shard',
+            ExpressionAttributeValues: { ':shard': S(String(shard)) },
+            Limit: this.pageSize,
+            ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+          });
           startKey = page.LastEvaluatedKey;
           const keys = (page.Items ?? []).map((key) => ({ lockId: key.lockId as AttributeValue }));
           for (let i = 0; i < keys.length && !stopped; i += BATCH_GET_SIZE) {
@@ -429,6 +456,44 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
     return lost === undefined;
   }
 
+  // ---- find-by-user ----
+
+  /**
+   * The user's open items: the keys from the openByUser index (Query on openUserId, paginated; moduleCode, which the
+   * index projects, filtered there when given), then the items (BatchGetItem, 100 keys a request, eventually
+   * consistent), of which only the open ones are kept, in lock ID order. Reads only this user's index entries,
+   * however large the ledger.
+   */
+  async openItemsOf(userId: string, moduleCode?: string): Promise<LedgerItem[]> {
+    const keys: Values[] = [];
+    let startKey: Values | undefined;
+    do {
+      const page = await this.query({
+        IndexName: OPEN_BY_USER_INDEX,
+        KeyConditionExpression: 'openUserId = :user',
+        ...(moduleCode !== undefined
+          ? {
+              FilterExpression: 'moduleCode = :module',
+              ExpressionAttributeValues: { ':user': S(userId), ':module': S(moduleCode) },
+            }
+          : { ExpressionAttributeValues: { ':user': S(userId) } }),
+        ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+      });
+      startKey = page.LastEvaluatedKey;
+      for (const key of page.Items ?? []) keys.push({ lockId: key.lockId as AttributeValue });
+    } while (startKey);
+    const items: LedgerItem[] = [];
+    for (let i = 0; i < keys.length; i += BATCH_GET_SIZE) {
+      items.push(...(await this.batchGet(keys.slice(i, i + BATCH_GET_SIZE))));
+    }
+    // The index is eventually consistent: an item read back may have changed user or module meanwhile.
+    return items
+      .filter(
+        (item) => item.userId === userId && (moduleCode === undefined || item.moduleCode === moduleCode),
+      )
+      .sort((a, b) => (a.lockId < b.lockId ? -1 : a.lockId > b.lockId ? 1 : 0));
+  }
+
   // ---- internals ----
 
   /**
@@ -452,7 +517,18 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
     }
   }
 
-  private async writeOutcome(result: LockResult): Promise<void> {
+  /** One Query page of an index of this table, counted. */
+  private query(
+    input: Omit<QueryCommandInput, 'TableName' | 'ReturnConsumedCapacity'>,
+  ): Promise<QueryCommandOutput> {
+    return this.counted('read', this.client.send(new QueryCommand({ ...this.table, ...input })));
+  }
+
+  /** The outcome write; resolves with the condition failure when it was not applied. */
+  private async writeOutcome(
+    result: LockResult,
+    basis: ReleaseBasis | undefined,
+  ): Promise<ConditionalCheckFailedException | undefined> {
     const now = this.now();
     const released = result.outcome === 'released' || result.outcome === 'alreadyReleased';
     const values: Values = released
@@ -461,9 +537,25 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
     values[':userId'] = S(result.userId);
     values[':now'] = N(now);
     values[':attempts'] = N(result.attempts);
-    await this.update(result.lockId, {
-      UpdateExpression: released ? OUTCOME.released : OUTCOME.failed,
-      ConditionExpression: OUTCOME.condition,
+    let update = released ? OUTCOME.released : OUTCOME.failed;
+    if (basis?.forced) {
+      // SET clauses come before REMOVE: the forced mark goes right after the status.
+      update = update.replace('SET #status = :released,', 'SET #status = :released, forcedAt = :now,');
+      if (!released) update += OUTCOME.forced;
+    }
+    let condition = OUTCOME.condition;
+    if (!released && basis?.read === 'absent') {
+      condition = OUTCOME.absentCondition;
+      // DynamoDB refuses values the expressions do not use.
+      delete values[':released'];
+      delete values[':expired'];
+    } else if (!released && typeof basis?.read === 'number') {
+      condition = OUTCOME.readCondition;
+      values[':read'] = N(basis.read);
+    }
+    return this.update(result.lockId, {
+      UpdateExpression: update,
+      ConditionExpression: condition,
       ExpressionAttributeNames: STATUS_VERSION,
       ExpressionAttributeValues: values,
     });
@@ -550,6 +642,7 @@ export function toItem(item: LedgerItem): Values {
 }
 
 const NUMBER_FIELDS = [
+  'forcedAt',
   'acquiredAt',
   'heartbeatAt',
   'leaseSeconds',
@@ -566,6 +659,7 @@ const STRING_FIELDS = [
   'holder',
   'lastError',
   'sweepShard',
+  'openUserId',
 ] as const;
 
 /** A stored item as a LedgerItem: the schema's attributes only (a worker may store more). */

@@ -10,6 +10,7 @@ import { DEFAULT_ENGINE_OPTIONS } from '../../src/core/engine';
 import type { AttemptOutcome, LockRef, ReleaseReport } from '../../src/core/model';
 import { handleReleaseEvent, type ReleaseContext } from '../../src/core/release';
 import { FakeClock, FakeGateway, seededRandom } from '../helpers/fakes';
+import { MemoryLedger } from '../helpers/ledger-fakes';
 
 const SAFE_ID = /^[\x21-\x7e]{1,256}$/;
 const DEFAULT_USER = 'default-user';
@@ -51,8 +52,20 @@ function context(gateway: FakeGateway): ReleaseContext {
     options: { ...DEFAULT_ENGINE_OPTIONS, recordReserveMs: 0 },
     defaultUserId: DEFAULT_USER,
     maxLocksPerInvoke: MAX_LOCKS,
+    // An empty ledger: find-by-user finds nothing.
+    userLedger: new MemoryLedger({ now: () => 0 }),
+    leases: {
+      ledger: new MemoryLedger({ now: () => 0 }),
+      policy: { staleAfterSeconds: 900, clockSkewSeconds: 10 },
+    },
   };
 }
+
+/** README, "Release requests": the keys a direct payload, an entry of `locks` and an SQS body may hold. */
+const DIRECT_KEYS = ['lockIds', 'locks', 'userId', 'moduleCode', 'dryRun', 'force'];
+const ENTRY_KEYS = ['lockId', 'userId'];
+const onlyKeys = (value: Record<string, unknown>, known: string[]): boolean =>
+  Object.keys(value).every((key) => known.includes(key));
 
 /** The lock a valid SQS body names (README: `{"lockId", "userId"}`, userId defaulting to the secret's). */
 function lockOfBody(body: string): LockRef | undefined {
@@ -62,19 +75,32 @@ function lockOfBody(body: string): LockRef | undefined {
   } catch {
     return undefined;
   }
-  if (!isPlainObject(parsed)) return undefined;
+  if (!isPlainObject(parsed) || !onlyKeys(parsed, ENTRY_KEYS)) return undefined;
   const userId = parsed.userId === undefined ? DEFAULT_USER : parsed.userId;
   return validId(parsed.lockId) && validId(userId) ? { lockId: parsed.lockId, userId } : undefined;
 }
 
-/** What a direct payload asks for, or undefined when it must be refused as a whole. */
-function entriesOf(payload: unknown): { entries: (LockRef | undefined)[]; dryRun: boolean } | undefined {
-  if (!isPlainObject(payload)) return undefined;
-  const { lockIds, locks, dryRun } = payload;
+/**
+ * What a direct payload asks for: its entries, `'findByUser'` for a valid find-by-user request, or undefined when
+ * it must be refused as a whole.
+ */
+function entriesOf(
+  payload: unknown,
+): { entries: (LockRef | undefined)[]; dryRun: boolean } | 'findByUser' | undefined {
+  if (!isPlainObject(payload) || !onlyKeys(payload, DIRECT_KEYS)) return undefined;
+  const { lockIds, locks, dryRun, force, userId, moduleCode } = payload;
   if (dryRun !== undefined && typeof dryRun !== 'boolean') return undefined;
-  if ((lockIds === undefined) === (locks === undefined)) return undefined;
+  if (force !== undefined && typeof force !== 'boolean') return undefined;
+  if (lockIds === undefined && locks === undefined) {
+    return validId(userId) && (moduleCode === undefined || validId(moduleCode)) ? 'findByUser' : undefined;
+  }
+  if (lockIds !== undefined && locks !== undefined) return undefined;
+  if (moduleCode !== undefined || (locks !== undefined && userId !== undefined)) return undefined;
   const list: unknown = lockIds ?? locks;
-  if (!Array.isArray(list) || list.length > MAX_LOCKS) return undefined;
+  if (!Array.isArray(list) || list.length === 0 || list.length > MAX_LOCKS) return undefined;
+  if (locks !== undefined && list.some((item) => isPlainObject(item) && !onlyKeys(item, ENTRY_KEYS))) {
+    return undefined;
+  }
   const valid = (lockId: unknown, userId: unknown): LockRef | undefined => {
     const user = userId === undefined ? DEFAULT_USER : userId;
     return validId(lockId) && validId(user) ? { lockId, userId: user } : undefined;
@@ -111,6 +137,16 @@ const sqsEvent = fc.record({
 });
 const directPayload = fc.oneof(
   fc.anything(),
+  fc.record(
+    {
+      userId: hostileId,
+      moduleCode: hostileId,
+      dryRun: fc.boolean(),
+      force: fc.oneof(fc.boolean(), fc.anything()),
+      dryrun: fc.boolean(),
+    },
+    { requiredKeys: [] },
+  ),
   fc.record({ lockIds: fc.array(hostileId, { maxLength: 30 }), userId: hostileId }, { requiredKeys: [] }),
   fc.record(
     {
@@ -166,9 +202,18 @@ describe('release reports what the gateway did, whatever it is given', () => {
         const { summary, results } = report;
         for (const result of results) expect(result.lockId).toMatch(/^[\x21-\x7e…]*$/);
         if (asked === undefined) {
-          // refused as a whole: exactly the payloads the contract refuses
+          // refused as a whole: exactly the payloads the contract refuses, and nothing counted as failed
           expect(report.error?.kind).toBe('invalid-input');
           expect(results).toEqual([]);
+          expect(summary.failed).toBe(0);
+          expect(gateway.calls).toEqual([]);
+          return;
+        }
+        if (asked === 'findByUser') {
+          // the ledger is empty: nothing found, nothing sent, and the answer says what that means
+          expect(report.error).toBeUndefined();
+          expect(results).toEqual([]);
+          expect((report as { note?: string }).note).toMatch(/not taken through the holder/);
           expect(gateway.calls).toEqual([]);
           return;
         }

@@ -5,6 +5,7 @@ import {
   MAX_SWEEP_LIMIT,
   MIN_STALE_AFTER_SECONDS,
   parseSweepEvent,
+  refusedSweepReport,
   SweepEventError,
 } from '../../src/core/sweep-event';
 import { ReleaserError } from '../../src/core/errors';
@@ -30,18 +31,35 @@ describe('the sweep event limits', () => {
 });
 
 describe('parseSweepEvent', () => {
-  it('takes the defaults from a scheduled event, a Scheduler payload, {}, or nothing at all', () => {
-    const scheduled = {
-      version: '0',
-      id: '89d1a02d-5ec7-412e-82f5-13505f849b41',
-      'detail-type': 'Scheduled Event',
-      source: 'aws.events',
-      time: '2025-01-01T00:00:00Z',
-      resources: ['arn:aws:events:eu-west-1:123456789012:rule/sweep'],
-      detail: {},
-    };
+  const scheduled = {
+    version: '0',
+    id: '89d1a02d-5ec7-412e-82f5-13505f849b41',
+    'detail-type': 'Scheduled Event',
+    source: 'aws.events',
+    account: '123456789012',
+    time: '2025-01-01T00:00:00Z',
+    region: 'eu-west-1',
+    resources: ['arn:aws:events:eu-west-1:123456789012:rule/sweep'],
+    detail: {},
+  };
+  /** EventBridge Scheduler's default notification (a target without Input): detail is JSON text. */
+  const schedulerDefault = {
+    ...scheduled,
+    source: 'aws.scheduler',
+    resources: ['arn:aws:scheduler:eu-west-1:123456789012:schedule/default/sweep'],
+    detail: '{}',
+  };
+
+  it('takes the defaults from a scheduled event, a Scheduler notification, {}, or nothing at all', () => {
     const expected = { dryRun: false, staleAfterSeconds: 900, limit: 500 };
-    for (const event of [scheduled, { scheduler: 'payload' }, {}, undefined, null]) {
+    for (const event of [
+      scheduled,
+      schedulerDefault,
+      { ...scheduled, detail: undefined },
+      {},
+      undefined,
+      null,
+    ]) {
       expect(parseSweepEvent(event, defaults)).toEqual(expected);
     }
     // The defaults come from the caller, not from constants.
@@ -52,10 +70,8 @@ describe('parseSweepEvent', () => {
     });
   });
 
-  it('reads dryRun, staleAfterSeconds and limit of a direct invoke and ignores other fields', () => {
-    expect(
-      parseSweepEvent({ dryRun: true, staleAfterSeconds: 1200, limit: 50, other: 'x' }, defaults),
-    ).toEqual({
+  it("reads dryRun, staleAfterSeconds and limit of a direct invoke, and of an envelope's detail", () => {
+    expect(parseSweepEvent({ dryRun: true, staleAfterSeconds: 1200, limit: 50 }, defaults)).toEqual({
       dryRun: true,
       staleAfterSeconds: 1200,
       limit: 50,
@@ -63,6 +79,73 @@ describe('parseSweepEvent', () => {
     expect(parseSweepEvent({ dryRun: false }, defaults).dryRun).toBe(false);
     // null dryRun has always meant "not given".
     expect(parseSweepEvent({ dryRun: null }, defaults).dryRun).toBe(false);
+    expect(parseSweepEvent({ ...scheduled, detail: { limit: 5 } }, defaults).limit).toBe(5);
+    expect(parseSweepEvent({ ...schedulerDefault, detail: '{"dryRun":true}' }, defaults).dryRun).toBe(true);
+  });
+
+  it("refuses an unknown key, naming it and the closest known one; an envelope's own fields are not payload keys", () => {
+    expect(problems({ dryrun: true })).toEqual(['`dryrun`: unknown key, did you mean `dryRun`?']);
+    expect(problems({ dryRun: true, staleAfter: 900 })).toEqual([
+      '`staleAfter`: unknown key, did you mean `staleAfterSeconds`?',
+    ]);
+    expect(problems({ scheduler: 'payload' })).toEqual([
+      '`scheduler`: unknown key, the known keys are `dryRun`, `staleAfterSeconds`, `limit`',
+    ]);
+    // A direct invoke is not an envelope, whatever fields of one it carries.
+    expect(problems({ dryRun: true, region: 'eu-west-1' })[0]).toMatch(/^`region`: unknown key/);
+    expect(problems({ ...scheduled, dryRun: true })).toEqual([
+      '`dryRun`: unknown key, the known keys are `version`, `id`, `detail-type`, `source`, `account`, `time`, `region`, `resources`, `detail`, `replay-name`',
+    ]);
+    expect(problems({ ...scheduled, detail: { dryrun: true } })).toEqual([
+      '`detail.dryrun`: unknown key, did you mean `dryRun`?',
+    ]);
+    expect(problems({ ...schedulerDefault, detail: '{' })).toEqual([
+      'detail must be a JSON object, got text that is not JSON',
+    ]);
+    expect(problems({ ...scheduled, detail: [] })).toEqual(['detail must be a JSON object, got an array']);
+  });
+
+  it('names the field of each problem', () => {
+    const fields = (event: unknown): string[] => {
+      try {
+        parseSweepEvent(event, defaults);
+      } catch (error) {
+        return (error as SweepEventError).fields;
+      }
+      throw new Error('expected a SweepEventError');
+    };
+    expect(fields({ dryrun: true })).toEqual(['dryrun']);
+    expect(fields({ limit: -1, dryRun: 'x' })).toEqual(['dryRun', 'limit']);
+    expect(fields([])).toEqual(['event']);
+    expect(fields({ ...scheduled, detail: { limt: 1 } })).toEqual(['detail.limt']);
+  });
+
+  it("a refused event answers in the report's shape: the error with its field, nothing counted", () => {
+    let error: unknown;
+    try {
+      parseSweepEvent({ limit: -1 }, defaults);
+    } catch (e) {
+      error = e;
+    }
+    expect(refusedSweepReport(error as SweepEventError, 3)).toEqual({
+      summary: {
+        requested: 0,
+        released: 0,
+        alreadyReleased: 0,
+        failed: 0,
+        duplicates: 0,
+        skipped: 0,
+        closedExpired: 0,
+        durationMs: 3,
+      },
+      results: [],
+      candidates: [],
+      error: {
+        kind: 'invalid-input',
+        field: 'limit',
+        message: 'limit must be a whole number from 1 to 10000, got -1',
+      },
+    });
   });
 
   it.each([

@@ -11,7 +11,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_CLOCK_SKEW_SECONDS, holderTiming, KOODRIVE_LOCK_SECONDS } from '../../src/core/lease';
+import { DEFAULT_ENGINE_OPTIONS } from '../../src/core/engine';
+import {
+  DEFAULT_CLOCK_SKEW_SECONDS,
+  holderTiming,
+  KOODRIVE_LOCK_SECONDS,
+  SCHEDULE_JITTER_SECONDS,
+  timeToFreeBoundSeconds,
+} from '../../src/core/lease';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SERVICE = 'koodrive-lock-releaser';
@@ -203,13 +210,15 @@ describe(`the packaged template (sls package --stage ${STAGE})`, () => {
       ]);
     });
 
-    it('dynamodb: UpdateItem and BatchGetItem on the ledger table, Query on its openLocks index, nothing else', () => {
+    it('dynamodb: UpdateItem, GetItem and BatchGetItem on the ledger table, Query on its openLocks and openByUser indexes, nothing else', () => {
       const grants = statements(true).filter((s) => asList(s.Action).some((a) => a.startsWith('dynamodb:')));
       const pairs = grants.flatMap((s) =>
         asList(s.Action).flatMap((action) => asList(s.Resource).map((r) => `${action} ${resourceText(r)}`)),
       );
       expect(pairs.sort()).toEqual([
         'dynamodb:BatchGetItem ${LedgerTable.Arn}',
+        'dynamodb:GetItem ${LedgerTable.Arn}',
+        'dynamodb:Query ${LedgerTable.Arn}/index/openByUser',
         'dynamodb:Query ${LedgerTable.Arn}/index/openLocks',
         'dynamodb:UpdateItem ${LedgerTable.Arn}',
       ]);
@@ -293,7 +302,7 @@ describe(`the packaged template (sls package --stage ${STAGE})`, () => {
     expect(rules[0]?.[1].Properties.ScheduleExpression).toBe('rate(1 minute)');
   });
 
-  it('the ledger table: the sparse openLocks index, TTL on expiresAt, point-in-time recovery, kept on stack removal', () => {
+  it('the ledger table: the sparse openLocks and openByUser indexes, TTL on expiresAt, point-in-time recovery, kept on stack removal', () => {
     const table = resource('LedgerTable');
     expect(table.DeletionPolicy).toBe('Retain');
     expect(table.Properties.BillingMode).toBe('PAY_PER_REQUEST');
@@ -306,6 +315,14 @@ describe(`the packaged template (sls package --stage ${STAGE})`, () => {
           { AttributeName: 'lockId', KeyType: 'RANGE' },
         ],
         Projection: { ProjectionType: 'KEYS_ONLY' },
+      },
+      {
+        IndexName: 'openByUser',
+        KeySchema: [
+          { AttributeName: 'openUserId', KeyType: 'HASH' },
+          { AttributeName: 'lockId', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['moduleCode'] },
       },
     ]);
     expect(table.Properties.TimeToLiveSpecification).toEqual({ AttributeName: 'expiresAt', Enabled: true });
@@ -387,13 +404,22 @@ describe('the promise (docs/protocol.md), from the packaged template and the hol
     return Number(match[1]) * (match[2]?.startsWith('hour') ? 3600 : 60);
   };
 
-  it("lease + skew + one period + the release frees a dead holder's lock in about 191 s, well inside KooDrive's 600 s", () => {
+  it("lease + skew + clock difference + one period + its jitter + the release frees a dead holder's lock within 217 s, well inside KooDrive's 600 s", () => {
     const skew = Number(env('SweepLambdaFunction').CLOCK_SKEW_SECONDS);
     // The holder's own allowance defaults to the same value as the sweep's.
     expect(skew).toBe(DEFAULT_CLOCK_SKEW_SECONDS);
-    const releaseSeconds = 1;
-    const bound = holderTiming({}).leaseMs / 1000 + skew + periodSeconds() + releaseSeconds;
-    expect(bound).toBe(191);
+    const bound = timeToFreeBoundSeconds({
+      leaseSeconds: holderTiming({}).leaseMs / 1000,
+      clockSkewSeconds: skew,
+      // Each clock within the allowance of true time: the holder's may run up to twice it ahead of the sweep's.
+      clockDifferenceSeconds: 2 * skew,
+      schedulePeriodSeconds: periodSeconds(),
+      scheduleJitterSeconds: SCHEDULE_JITTER_SECONDS,
+      // The DELETE lands within one KooDrive attempt's timeout (KOODRIVE_TIMEOUT_MS, left at its default).
+      releaseSeconds: DEFAULT_ENGINE_OPTIONS.attemptTimeoutMs / 1000,
+    });
+    expect(env('SweepLambdaFunction')).not.toHaveProperty('KOODRIVE_TIMEOUT_MS');
+    expect(bound).toBe(217);
     expect(bound).toBeLessThan(KOODRIVE_LOCK_SECONDS);
     const protocol = readFileSync(join(ROOT, 'docs', 'protocol.md'), 'utf8');
     expect(protocol).toContain(`= ${bound} s`);
@@ -404,7 +430,10 @@ describe('the promise (docs/protocol.md), from the packaged template and the hol
   });
 });
 
-/** The bound from a template's own settings: the holders' default lease, the sweep's skew and schedule, 1 s. */
+/**
+ * The bound from a template's own settings through the one formula (src/core/lease.ts): the holders' default lease,
+ * the sweep's skew (and a clock difference of twice it), its schedule with the jitter, one KooDrive attempt.
+ */
 function boundOf(t: typeof template): number {
   const sweepEnv = (t.Resources.SweepLambdaFunction?.Properties.Environment as { Variables: Json }).Variables;
   const rule = Object.values(t.Resources).find(
@@ -413,13 +442,16 @@ function boundOf(t: typeof template): number {
   );
   const match = /^rate\((\d+) (minute|minutes)\)$/.exec(String(rule?.Properties.ScheduleExpression));
   if (!match) throw new Error('the sweep schedule is not a rate(N minutes) expression');
-  const releaseSeconds = 1;
-  return (
-    holderTiming({}).leaseMs / 1000 +
-    Number(sweepEnv.CLOCK_SKEW_SECONDS) +
-    Number(match[1]) * 60 +
-    releaseSeconds
-  );
+  const skew = Number(sweepEnv.CLOCK_SKEW_SECONDS);
+  expect(sweepEnv).not.toHaveProperty('KOODRIVE_TIMEOUT_MS');
+  return timeToFreeBoundSeconds({
+    leaseSeconds: holderTiming({}).leaseMs / 1000,
+    clockSkewSeconds: skew,
+    clockDifferenceSeconds: 2 * skew,
+    schedulePeriodSeconds: Number(match[1]) * 60,
+    scheduleJitterSeconds: SCHEDULE_JITTER_SECONDS,
+    releaseSeconds: DEFAULT_ENGINE_OPTIONS.attemptTimeoutMs / 1000,
+  });
 }
 
 interface Widget {
@@ -471,8 +503,8 @@ describe('the promise, watched: the time-to-free alarm and the dashboard', () =>
       AlarmActions: [{ Ref: 'AlarmTopic' }],
     });
     expect(alarm.Threshold).toBe(boundOf(template));
-    expect(alarm.Threshold).toBe(191);
-    expect(alarm.AlarmDescription).toContain('= 191 s');
+    expect(alarm.Threshold).toBe(217);
+    expect(alarm.AlarmDescription).toContain('= 217 s');
   });
 
   it('the dashboard plots released, failed by kind, refused-held, time to free with the bound, open locks, sweep duration and the DLQ depth', () => {
@@ -517,12 +549,12 @@ describe('the promise, watched: the time-to-free alarm and the dashboard', () =>
       other = packaged.template;
     }, 120_000);
 
-    it('the threshold and the drawn bound follow: 120 + 20 + 120 + 1 = 261 s', () => {
-      expect(boundOf(other)).toBe(261);
-      expect(other.Resources.TimeToFreeAlarm?.Properties.Threshold).toBe(261);
+    it('the threshold and the drawn bound follow: 120 + 20 + 40 + 120 + 2 + 5 = 307 s', () => {
+      expect(boundOf(other)).toBe(307);
+      expect(other.Resources.TimeToFreeAlarm?.Properties.Threshold).toBe(307);
       const { widgets } = dashboardOf(other);
       const timeToFree = widgetFor(widgets, 'KooDriveLockReleaser', 'TimeToFreeSeconds');
-      expect(timeToFree.properties.annotations?.horizontal?.map((a) => a.value)).toEqual([261]);
+      expect(timeToFree.properties.annotations?.horizontal?.map((a) => a.value)).toEqual([307]);
       expect(other.Resources.SweepNotRunningAlarm?.Properties.Period).toBe(120);
     });
 

@@ -9,7 +9,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
 import fc from 'fast-check';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { lambdaContext } from '../../dev/lambda-context';
 import { applyEnv, LOCAL_USER_ID, startLocalStack, type LocalStack } from '../../dev/stack';
 import type { ReleaseReport } from '../../src/core/model';
@@ -22,8 +22,8 @@ import { sqsRecord } from '../helpers/events';
 /** The README's rule for valid IDs, restated here on purpose (not imported): 1–256 printable ASCII characters. */
 const SAFE_ID = /^[\x21-\x7e]{1,256}$/;
 const isValidId = (value: unknown): value is string => typeof value === 'string' && SAFE_ID.test(value);
-/** What the answer may echo of a bad ID: a printable preview of at most 64 characters and an ellipsis. */
-const PREVIEW = /^[\x21-\x7e]{0,64}…?$/;
+/** What the answer may echo of a bad ID: a printable preview of at most 32 characters and an ellipsis. */
+const PREVIEW = /^[\x21-\x7e]{0,32}…?$/;
 const MAX_MESSAGE = 400;
 
 const MEGABYTE = 'L'.repeat(1024 * 1024);
@@ -216,20 +216,31 @@ describe('hostile direct payloads (fast-check, real handler)', () => {
     await fc.assert(
       fc.asyncProperty(payload, async (event) => {
         const from = stack.koodrive.requests.length;
+        const list = listOf(event);
+        if (list === 'findByUser') {
+          // A valid find-by-user request needs the ledger, which this stack has not: a configuration error.
+          await expect(handler(event, lambdaContext('release'))).rejects.toThrow(
+            /LOCK_LEDGER_TABLE is required/,
+          );
+          expect(stack.koodrive.requests.length).toBe(from);
+          return;
+        }
         const report = (await handler(event, lambdaContext('release'))) as ReleaseReport;
         expect(report.summary).toBeDefined();
         expect(Array.isArray(report.results)).toBe(true);
-        const list = listOf(event);
         if (report.error) {
+          expect(list, 'only a payload the contract refuses is refused').toBeUndefined();
           expect(report.error.kind).toBe('invalid-input');
+          expect(typeof (report.error as { field?: unknown }).field).toBe('string');
           expect(report.results).toEqual([]);
+          expect(report.summary.failed).toBe(0);
           expect(stack.koodrive.requests.length).toBe(from);
         } else {
           expect(list, 'a payload of neither shape is refused').toBeDefined();
-          expect(report.summary.requested).toBe(list?.length);
-          expect(report.results.length + report.summary.duplicates).toBe(list?.length);
+          expect(report.summary.requested).toBe((list as unknown[]).length);
+          expect(report.results.length + report.summary.duplicates).toBe((list as unknown[]).length);
         }
-        expectBoundedReport(report, list?.length ?? 0);
+        expectBoundedReport(report, Array.isArray(list) ? list.length : 0);
         const allowed = new Set(
           report.results
             .filter((r) => r.error?.kind !== 'invalid-input')
@@ -246,14 +257,35 @@ describe('hostile direct payloads (fast-check, real handler)', () => {
   });
 });
 
-/** The entry list of a payload of one of the two shapes, or undefined. */
-function listOf(event: unknown): unknown[] | undefined {
-  if (typeof event !== 'object' || event === null || Array.isArray(event)) return undefined;
-  const { lockIds, locks, dryRun } = event as Record<string, unknown>;
+/** README, "Release requests": the keys of a direct payload and of an entry of `locks`. */
+const DIRECT_KEYS = ['lockIds', 'locks', 'userId', 'moduleCode', 'dryRun', 'force'];
+const ENTRY_KEYS = ['lockId', 'userId'];
+const isPlain = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+const onlyKeys = (value: Record<string, unknown>, known: string[]) =>
+  Object.keys(value).every((key) => known.includes(key));
+
+/**
+ * The entry list of a payload of one of the two list shapes, 'findByUser' for a valid find-by-user request, or
+ * undefined for a payload the contract refuses as a whole.
+ */
+function listOf(event: unknown): unknown[] | 'findByUser' | undefined {
+  if (!isPlain(event) || !onlyKeys(event, DIRECT_KEYS)) return undefined;
+  const { lockIds, locks, dryRun, force, userId, moduleCode } = event;
   if (dryRun !== undefined && typeof dryRun !== 'boolean') return undefined;
-  if ((lockIds === undefined) === (locks === undefined)) return undefined;
+  if (force !== undefined && typeof force !== 'boolean') return undefined;
+  if (lockIds === undefined && locks === undefined) {
+    return isValidId(userId) && (moduleCode === undefined || isValidId(moduleCode))
+      ? 'findByUser'
+      : undefined;
+  }
+  if (lockIds !== undefined && locks !== undefined) return undefined;
+  if (moduleCode !== undefined || (locks !== undefined && userId !== undefined)) return undefined;
   const list = lockIds ?? locks;
-  return Array.isArray(list) ? list : undefined;
+  if (!Array.isArray(list) || list.length === 0 || list.length > 10_000) return undefined;
+  if (locks !== undefined && list.some((item) => isPlain(item) && !onlyKeys(item, ENTRY_KEYS)))
+    return undefined;
+  return list as unknown[];
 }
 
 describe('the extremes, one by one', () => {
@@ -310,6 +342,44 @@ describe('the extremes, one by one', () => {
     expect(grownMb, `heap grew ${grownMb.toFixed(1)} MB`).toBeLessThan(40);
   });
 
+  it('10,000 over-long IDs: each clipped to a 32-character preview in the answer, and one log line for them all', async () => {
+    const lockIds = Array.from({ length: 10_000 }, (_, i) => `${i}-${'k'.repeat(998)}`);
+    const restoreLevel = applyEnv({ LOG_LEVEL: 'INFO' });
+    resetApp();
+    const written: string[] = [];
+    // Powertools writes INFO lines to stdout, WARN and ERROR to stderr: read both.
+    const spies = [process.stdout, process.stderr].map((stream) =>
+      vi.spyOn(stream, 'write').mockImplementation((chunk: string | Uint8Array) => {
+        written.push(
+          ...String(chunk)
+            .split('\n')
+            .filter((line) => line.startsWith('{')),
+        );
+        return true;
+      }),
+    );
+    let report: ReleaseReport;
+    try {
+      report = (await handler({ lockIds }, lambdaContext('release'))) as ReleaseReport;
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+      restoreLevel();
+    }
+    expect(report.results).toHaveLength(10_000);
+    expect(report.results[3]?.lockId).toBe(`3-${'k'.repeat(30)}…`);
+    // Each result is about 210 bytes: the clipped ID, the user, the outcome and a message naming the entry.
+    const size = JSON.stringify(report).length;
+    console.log(`answer for 10,000 over-long IDs: ${(size / 1024).toFixed(1)} KB`);
+    expect(size).toBeLessThan(10_000 * 230);
+    const lines = written.map((line) => JSON.parse(line) as Record<string, unknown>);
+    const invalid = lines.filter((l) => l.message === 'entries not released: invalid input');
+    expect(invalid).toHaveLength(1);
+    expect(invalid[0]).toMatchObject({ count: 10_000, errorKind: 'invalid-input' });
+    expect((invalid[0]?.first as unknown[]).length).toBe(5);
+    expect(lines.filter((l) => l.message === 'lock not released')).toEqual([]);
+    expect(written.join('\n').length).toBeLessThan(5000);
+  });
+
   it('a 10,000-entry dry run of valid IDs: answered quickly, nothing sent, memory growth bounded', async () => {
     const gc = exposeGc();
     const lockIds = Array.from({ length: 10_000 }, (_, i) => `dry-${i}-${'k'.repeat(200)}`);
@@ -333,10 +403,12 @@ describe('the extremes, one by one', () => {
     expect(report.results).toEqual([]);
     expect(report.error).toEqual({
       kind: 'invalid-input',
+      field: 'lockIds',
       message:
-        'payload holds 10001 locks; at most 10000 per invocation: split it, or send them through the queue',
+        'lockIds holds 10001 locks; at most 10000 per invocation: split it, or send them through the queue',
     });
-    expect(report.summary).toMatchObject({ requested: 10_001, released: 0, failed: 10_001 });
+    // Nothing was attempted, so nothing is counted as failed.
+    expect(report.summary).toMatchObject({ requested: 10_001, released: 0, failed: 0 });
     expect(stack.koodrive.requests).toHaveLength(0);
   });
 
@@ -345,12 +417,12 @@ describe('the extremes, one by one', () => {
     resetApp();
     const ids = Array.from({ length: 4 }, () => stack.koodrive.seedLock(LOCAL_USER_ID, '102'));
     const tooMany = (await handler({ lockIds: ids }, lambdaContext('release'))) as ReleaseReport;
-    expect(tooMany.error?.message).toMatch(/^payload holds 4 locks; at most 3 per invocation/);
+    expect(tooMany.error?.message).toMatch(/^lockIds holds 4 locks; at most 3 per invocation/);
     const tooManyLocks = (await handler(
       { locks: ids.map((lockId) => ({ lockId, userId: LOCAL_USER_ID })) },
       lambdaContext('release'),
     )) as ReleaseReport;
-    expect(tooManyLocks.error?.message).toMatch(/^payload holds 4 locks; at most 3 per invocation/);
+    expect(tooManyLocks.error?.message).toMatch(/^locks holds 4 locks; at most 3 per invocation/);
     expect(stack.koodrive.requests).toHaveLength(0);
     for (const id of ids) expect(stack.koodrive.isHeld(id)).toBe(true);
     const exactly = (await handler({ lockIds: ids.slice(0, 3) }, lambdaContext('release'))) as ReleaseReport;
@@ -360,6 +432,17 @@ describe('the extremes, one by one', () => {
 });
 
 describe('the sweep event: bad fields are named, never echoed whole', () => {
+  // The sweep checks its configuration first; a refused event is answered before the table is ever read.
+  let restoreTable: () => void;
+  beforeEach(() => {
+    restoreTable = applyEnv({ LOCK_LEDGER_TABLE: 'never-read' });
+    resetApp();
+  });
+  afterEach(() => {
+    restoreTable();
+    resetApp();
+  });
+
   it.each([
     ['a 1 MB string', MEGABYTE, /^dryRun must be true or false, got "L{40}"… \(1048576 characters\)$/],
     ['a 10,000-level nested array', DEEP_ARRAY, /^dryRun must be true or false, got an array$/],
@@ -380,10 +463,22 @@ describe('the sweep event: bad fields are named, never echoed whole', () => {
     expect(limit.length).toBeLessThan(200);
   });
 
-  it('the sweep handler refuses a 1 MB field with a short message', async () => {
-    await expect(sweepHandler({ staleAfterSeconds: MEGABYTE }, lambdaContext('sweep'))).rejects.toThrow(
-      /^invalid sweep event: staleAfterSeconds must be a whole number from 60 to 604800, got "L{40}"… \(1048576 characters\)$/,
-    );
+  it('the sweep handler answers a 1 MB field with a short refusal naming it', async () => {
+    const report = await sweepHandler({ staleAfterSeconds: MEGABYTE }, lambdaContext('sweep'));
+    expect(report.error).toEqual({
+      kind: 'invalid-input',
+      field: 'staleAfterSeconds',
+      message: expect.stringMatching(
+        /^staleAfterSeconds must be a whole number from 60 to 604800, got "L{40}"… \(1048576 characters\)$/,
+      ) as string,
+    });
+    expect(JSON.stringify(report).length).toBeLessThan(1000);
+  });
+
+  it('the sweep handler answers a 1 MB unknown key with a short refusal naming its preview', async () => {
+    const report = await sweepHandler({ [MEGABYTE]: true }, lambdaContext('sweep'));
+    expect(report.error).toMatchObject({ kind: 'invalid-input', field: `${'L'.repeat(32)}…` });
+    expect(JSON.stringify(report).length).toBeLessThan(1000);
   });
 });
 

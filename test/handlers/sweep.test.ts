@@ -46,16 +46,20 @@ describe('sweep against the local stack', () => {
     // Stale: 131 s > lease 120 + skew 10. Fresh: 125 s on a 120 s lease is still inside the skew allowance.
     const stale = await held(131);
     const fresh = await held(125);
-    const failed = await held(60);
-    await ledger.record({
-      lockId: failed,
-      userId: LOCAL_USER_ID,
-      outcome: 'failed',
-      attempts: 4,
-      error: { kind: 'retryable', httpStatus: 503, message: 'unavailable' },
-    });
+    const failed = await held(131);
+    // A failure recorded while its holder's lease is live waits for the lease to run out.
+    const failedLive = await held(60);
+    for (const lockId of [failed, failedLive]) {
+      await ledger.record({
+        lockId,
+        userId: LOCAL_USER_ID,
+        outcome: 'failed',
+        attempts: 4,
+        error: { kind: 'retryable', httpStatus: 503, message: 'unavailable' },
+      });
+    }
     const report = await sweep(loadEvent('sweep-dry-run.json'), lambdaContext('sweep'));
-    const mine = report.candidates.filter((c) => [stale, fresh, failed].includes(c.lockId));
+    const mine = report.candidates.filter((c) => [stale, fresh, failed, failedLive].includes(c.lockId));
     expect(mine.map((c) => [c.lockId, c.status])).toEqual(
       expect.arrayContaining([
         [stale, 'HELD'],
@@ -74,7 +78,7 @@ describe('sweep against the local stack', () => {
   it('the scheduled sweep releases exactly the stale and failed locks and marks them RELEASED', async () => {
     const stale = await held(100, 60);
     const fresh = await held(100, 120);
-    const failed = await held(30);
+    const failed = await held(100, 60);
     await ledger.record({
       lockId: failed,
       userId: LOCAL_USER_ID,
@@ -98,10 +102,47 @@ describe('sweep against the local stack', () => {
     expect((await ledger.get(fresh))?.status).toBe('HELD');
   });
 
-  it('refuses a sweep event with a wrong field, naming it', async () => {
-    await expect(sweep({ dryRun: 'yes' }, lambdaContext('sweep'))).rejects.toThrow(
-      /dryRun must be true or false/,
-    );
+  it.each([
+    ['a bad value', { limit: -1 }, 'limit', 'limit must be a whole number from 1 to 10000, got -1'],
+    ['a typo', { dryrun: true }, 'dryrun', '`dryrun`: unknown key, did you mean `dryRun`?'],
+    ['not an object', [true], 'event', 'the event must be a JSON object, got an array'],
+  ])(
+    'answers a sweep event with %s with a structured refusal naming the field, and touches nothing',
+    async (_name, event, field, message) => {
+      const stale = await held(300);
+      const report = await sweep(event, lambdaContext('sweep'));
+      expect(report).toEqual({
+        summary: {
+          requested: 0,
+          released: 0,
+          alreadyReleased: 0,
+          failed: 0,
+          duplicates: 0,
+          skipped: 0,
+          closedExpired: 0,
+          durationMs: 0,
+        },
+        results: [],
+        candidates: [],
+        error: { kind: 'invalid-input', field, message },
+      });
+      expect(stack().koodrive.isHeld(stale)).toBe(true);
+      expect((await ledger.get(stale))?.status).toBe('HELD');
+    },
+  );
+
+  it('takes EventBridge Scheduler’s default notification as a scheduled run: its own fields are not payload keys', async () => {
+    const stale = await held(300);
+    const scheduled = loadEvent<Record<string, unknown>>('scheduled-sweep.json');
+    const notification = {
+      ...scheduled,
+      source: 'aws.scheduler',
+      resources: ['arn:aws:scheduler:eu-west-1:123456789012:schedule/default/sweep'],
+      detail: '{}',
+    };
+    const report = await sweep(notification, lambdaContext('sweep'));
+    expect(report.error).toBeUndefined();
+    expect(report.results.find((r) => r.lockId === stale)?.outcome).toBe('released');
   });
 
   it('release writes the ledger: RELEASED after success, RELEASE_FAILED with the error after a final failure', async () => {

@@ -7,7 +7,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startDynalite, type LocalDynamo } from '../../dev/dynalite';
 import { MemoryLedger } from '../../dev/memory-ledger';
-import type { HolderLedger, LedgerItem, SweepLedger } from '../../src/core/lease';
+import type { HolderLedger, LedgerItem, ReleaseLedger, SweepLedger, UserLedger } from '../../src/core/lease';
 import type { LockResult, OutcomeRecorder } from '../../src/core/model';
 import {
   DynamoLedger,
@@ -18,7 +18,7 @@ import {
 } from '../../src/ledger/ledger';
 import { ledgerItem, manyItems, MINUTE, NOW, rawItem, SECOND, seedItems } from '../helpers/ledger-fakes';
 
-type Ledger = HolderLedger & SweepLedger & OutcomeRecorder;
+type Ledger = HolderLedger & SweepLedger & UserLedger & ReleaseLedger;
 
 interface Subject {
   ledger: Ledger;
@@ -127,6 +127,7 @@ describe.each(subjects)('ledger contract: %s', (_name, create) => {
         releaseAttempts: 0,
         version: 1,
         sweepShard: expect.stringMatching(SHARD) as string,
+        openUserId: 'u',
       };
       expect(await subject.stored('a')).toEqual(expected);
       expect(item).toEqual(await subject.stored('a'));
@@ -442,13 +443,121 @@ describe.each(subjects)('ledger contract: %s', (_name, create) => {
     });
   });
 
+  describe('the release path’s live-lease read and the outcome written on what it read', () => {
+    it('get reads the item as stored (a consistent read), undefined when absent', async () => {
+      const item = ledgerItem({ lockId: 'a', holder: 'w-1', version: 4, forcedAt: NOW - MINUTE });
+      await subject.seed([item]);
+      expect(await ledger.get('a')).toEqual(item);
+      expect(await ledger.get('nothing')).toBeUndefined();
+    });
+
+    it('a failure on the version read is written, the item keeps its holder, heartbeat, lease and shard', async () => {
+      const item = ledgerItem({ lockId: 'a', holder: 'w-1', heartbeatAt: NOW - 5 * MINUTE, version: 5 });
+      await subject.seed([item]);
+      await ledger.record(failed('a', 2, 'down'), { read: 5, forced: false });
+      expect(await subject.stored('a')).toEqual({
+        ...item,
+        status: 'RELEASE_FAILED',
+        releaseAttempts: 2,
+        lastError: 'retryable: down',
+        version: 6,
+      });
+    });
+
+    it('a failure is not written over an item that changed since the read (LedgerConflictError): a holder that heart-beat keeps its HELD item', async () => {
+      await subject.seed([ledgerItem({ lockId: 'a', holder: 'w-1', version: 5 })]);
+      now += SECOND;
+      await ledger.recordHeartbeat('a', 'w-1', 120);
+      const before = await subject.stored('a');
+      const error = await caught(ledger.record(failed('a'), { read: 5, forced: false }));
+      expect(error).toBeInstanceOf(LedgerConflictError);
+      expect((error as Error).message).toMatch(
+        /changed since the release read it; its failure was not recorded/,
+      );
+      expect(await subject.stored('a')).toEqual(before);
+      expect(before).toMatchObject({ status: 'HELD', version: 6 });
+    });
+
+    it('a failure on a final item read at its version leaves it final (LedgerConflictError)', async () => {
+      const item = ledgerItem({ lockId: 'a', status: 'RELEASED', releasedAt: NOW, expiresAt: 1, version: 3 });
+      await subject.seed([item]);
+      expect(await caught(ledger.record(failed('a'), { read: 3, forced: false }))).toBeInstanceOf(
+        LedgerConflictError,
+      );
+      expect(await subject.stored('a')).toEqual(item);
+    });
+
+    it('a failure of a lock found without an item creates it (never indexed) only while still absent', async () => {
+      await ledger.record(failed('new', 1), { read: 'absent', forced: false });
+      expect(await subject.stored('new')).toMatchObject({ status: 'RELEASE_FAILED', version: 1 });
+      expect(await readAll(ledger)).toEqual([]);
+      // A holder recorded the lock after the read: its HELD item stays.
+      await ledger.recordAcquired(acquired('late'));
+      const held = await subject.stored('late');
+      expect(await caught(ledger.record(failed('late'), { read: 'absent', forced: false }))).toBeInstanceOf(
+        LedgerConflictError,
+      );
+      expect(await subject.stored('late')).toEqual(held);
+    });
+
+    it('a release is written whoever wrote since the read (KooDrive said so), and a forced one is marked forcedAt', async () => {
+      await subject.seed([ledgerItem({ lockId: 'a', holder: 'w-1', version: 5 })]);
+      now += SECOND;
+      await ledger.recordHeartbeat('a', 'w-1', 120);
+      await ledger.record(released('a'), { read: 5, forced: true });
+      expect(await subject.stored('a')).toMatchObject({
+        status: 'RELEASED',
+        releasedAt: NOW + SECOND,
+        forcedAt: NOW + SECOND,
+        version: 7,
+      });
+      expect(await subject.stored('a')).not.toHaveProperty('sweepShard');
+      // Not forced: no mark.
+      await subject.seed([ledgerItem({ lockId: 'b', version: 2 })]);
+      await ledger.record(released('b'), { read: 2, forced: false });
+      expect(await subject.stored('b')).not.toHaveProperty('forcedAt');
+    });
+
+    it('a forced failure over a live HELD item is RELEASE_FAILED with forcedAt, and the holder’s next heartbeat loses', async () => {
+      const item = ledgerItem({ lockId: 'a', holder: 'w-1', heartbeatAt: NOW - SECOND, version: 5 });
+      await subject.seed([item]);
+      await ledger.record(failed('a', 1), { read: 5, forced: true });
+      expect(await subject.stored('a')).toEqual({
+        ...item,
+        status: 'RELEASE_FAILED',
+        releaseAttempts: 1,
+        lastError: 'retryable: unavailable',
+        forcedAt: NOW,
+        version: 6,
+      });
+      now += SECOND;
+      expect(await caught(ledger.recordHeartbeat('a', 'w-1', 120))).toBeInstanceOf(LockLostError);
+    });
+
+    it('a forced failure of a lock whose item could not be read is written as without a basis, marked forcedAt', async () => {
+      await subject.seed([ledgerItem({ lockId: 'a', version: 5 })]);
+      await ledger.record(failed('a', 1), { read: 'unread', forced: true });
+      await ledger.record(failed('new', 1), { read: 'unread', forced: true });
+      expect(await subject.stored('a')).toMatchObject({
+        status: 'RELEASE_FAILED',
+        forcedAt: NOW,
+        version: 6,
+      });
+      expect(await subject.stored('new')).toMatchObject({
+        status: 'RELEASE_FAILED',
+        forcedAt: NOW,
+        version: 1,
+      });
+    });
+  });
+
   describe('recordReleased', () => {
     it('RELEASED, out of the index, kept 7 days; idempotent; LockNotFoundError when absent', async () => {
       await ledger.recordAcquired(acquired('a'));
       const before = await subject.stored('a');
       now += MINUTE;
       await ledger.recordReleased('a');
-      const { sweepShard: _, ...rest } = before!;
+      const { sweepShard: _, openUserId: __, ...rest } = before!;
       const expected = {
         ...rest,
         status: 'RELEASED',
@@ -578,6 +687,80 @@ describe.each(subjects)('ledger contract: %s', (_name, create) => {
       expect(await shardOf('a')).toBeUndefined();
       await ledger.record(failed('a', 1));
       expect(await shardOf('a')).toBeUndefined();
+    });
+  });
+
+  describe('openItemsOf (find-by-user)', () => {
+    const mine = (lockId: string, overrides: Partial<LedgerItem> = {}) =>
+      ledgerItem({ lockId, userId: 'u-7', openUserId: 'u-7', moduleCode: '101', ...overrides });
+    const ids = (items: LedgerItem[]) => items.map((i) => i.lockId);
+
+    it("returns exactly the user's open items in the user index, whole, of one module when asked", async () => {
+      const items = [
+        mine('a-held'),
+        mine('b-releasing', { status: 'RELEASING' }),
+        mine('c-failed', { status: 'RELEASE_FAILED', moduleCode: '102' }),
+        mine('d-no-module', { moduleCode: undefined }),
+      ];
+      await subject.seed([
+        ...items,
+        // final items keep their user but left the index
+        ledgerItem({ lockId: 'e-released', userId: 'u-7', status: 'RELEASED', moduleCode: '101' }),
+        ledgerItem({ lockId: 'f-expired', userId: 'u-7', status: 'EXPIRED', moduleCode: '101' }),
+        // an item an older holder wrote, without openUserId: not in the index
+        ledgerItem({ lockId: 'g-old-holder', userId: 'u-7', moduleCode: '101' }),
+        // other users, one of them a prefix of this one
+        ledgerItem({ lockId: 'h-other', userId: 'u-70', openUserId: 'u-70', moduleCode: '101' }),
+        ledgerItem({ lockId: 'i-other', userId: 'u', openUserId: 'u', moduleCode: '101' }),
+      ]);
+      expect(await ledger.openItemsOf('u-7')).toEqual(items);
+      expect(ids(await ledger.openItemsOf('u-7', '101'))).toEqual(['a-held', 'b-releasing']);
+      expect(ids(await ledger.openItemsOf('u-7', '102'))).toEqual(['c-failed']);
+      expect(await ledger.openItemsOf('u-7', '100')).toEqual([]);
+      expect(await ledger.openItemsOf('nobody')).toEqual([]);
+    });
+
+    it('an acquired item is found; heartbeats, claims and failures keep it there; every final write takes it out', async () => {
+      for (const id of ['kept', 'holder-released', 'path-released', 'closed']) {
+        await ledger.recordAcquired({ ...acquired(id), userId: 'u-7' });
+      }
+      const found = await ledger.openItemsOf('u-7', '101');
+      expect(ids(found)).toEqual(['closed', 'holder-released', 'kept', 'path-released']);
+      expect(found[2]).toEqual(await subject.stored('kept'));
+      now += MINUTE;
+      await ledger.recordHeartbeat('kept', 'w-1', 120);
+      const claim = await ledger.claim((await subject.stored('closed'))!, 300);
+      await ledger.claimRecorder([claim!]).record({ ...failed('closed', 1), userId: 'u-7' });
+      await ledger.record({ ...failed('kept', 1), userId: 'u-7' });
+      expect(ids(await ledger.openItemsOf('u-7'))).toEqual([
+        'closed',
+        'holder-released',
+        'kept',
+        'path-released',
+      ]);
+      expect(await subject.stored('kept')).toMatchObject({ status: 'RELEASE_FAILED', openUserId: 'u-7' });
+      await ledger.recordReleased('holder-released');
+      await ledger.record({ ...released('path-released'), userId: 'u-7' });
+      expect(await ledger.closeExpired((await subject.stored('closed'))!)).toBe(true);
+      expect(ids(await ledger.openItemsOf('u-7'))).toEqual(['kept']);
+      for (const id of ['holder-released', 'path-released', 'closed']) {
+        expect(await subject.stored(id)).not.toHaveProperty('openUserId');
+      }
+    });
+
+    it('an item the release path creates is never in the user index', async () => {
+      await ledger.record({ ...failed('new', 1), userId: 'u-7' });
+      expect(await subject.stored('new')).not.toHaveProperty('openUserId');
+      expect(await ledger.openItemsOf('u-7')).toEqual([]);
+    });
+
+    it('finds all of a user with many open items, over several BatchGetItem requests', async () => {
+      const many = manyItems(230, 'm', (lockId) => mine(lockId));
+      await subject.seed([
+        ...many,
+        ...manyItems(50, 'x', (lockId) => ledgerItem({ lockId, openUserId: 'user-1' })),
+      ]);
+      expect(await ledger.openItemsOf('u-7')).toEqual(many);
     });
   });
 });
