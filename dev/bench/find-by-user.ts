@@ -128,7 +128,9 @@ try {
   console.log(
     `find-by-user dry run, warm, median of ${RUNS}: ${warmMedian.toFixed(1)} ms (min ${Math.min(...warm).toFixed(1)}, max ${Math.max(...warm).toFixed(1)})`,
   );
-  console.log(`find-by-user release (one DELETE, one ledger write): ${release.took.toFixed(1)} ms`);
+  console.log(
+    `find-by-user release (the live-lease read, one DELETE, the outcome write): ${release.took.toFixed(1)} ms`,
+  );
   console.log(`scan / warm find-by-user: ${(scanMs / warmMedian).toFixed(0)}x`);
 } finally {
   restore();
