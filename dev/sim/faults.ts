@@ -117,7 +117,11 @@ export class Network {
       faults.add(`${spec.service}.delay`);
       this.onFault?.(actor, 'delay');
     }
-    const out = this.latency(spec.service, delayed);
+    // A slow path (an outage's 'slow'): seconds late, yet within the client's timeout when it can be.
+    const out =
+      outage === 'slow' && spec.timeout
+        ? rng.int(1_000, spec.timeout.ms)
+        : this.latency(spec.service, delayed);
     const back = this.latency(spec.service, delayed && rng.chance(0.5));
     const roll = rng.next();
     let p = rates.lostRequest;

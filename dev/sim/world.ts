@@ -68,6 +68,8 @@ export const SWEEP_TIMEOUT_MS = 50_000;
 export const SWEEP_JITTER_MS = 2_000;
 const KOODRIVE_TIMEOUT_MS = 5_000;
 const MODULES = ['100', '101', '102'];
+/** A renew answered this long after its heartbeat landed counts as late. */
+const LATE_RENEW_MS = 3_000;
 
 interface Plan {
   allowanceSeconds: number;
@@ -88,8 +90,13 @@ interface Plan {
   /** Outage bursts (true time from the start, ms). */
   renewOutage?: { worker: number; from: number; ms: number };
   koodriveOutage?: { from: number; ms: number };
-  sweepKooDriveOutage?: { from: number; ms: number };
+  /** KooDrive's DELETE fails for everyone (holders and sweeps); creates and renews still work. */
+  releaseOutage?: { from: number; ms: number };
   ledgerOutage?: { from: number; ms: number };
+  /** Short stretches in which every KooDrive renew fails: a renew then lands long after its heartbeat. */
+  renewFlaps: Array<{ from: number; ms: number }>;
+  /** Chance that a holder dies right after a renew that landed late (a retry after its heartbeat). */
+  crashAfterLateRenew: number;
   /** Per hold: KooDrive drops the lock by itself meanwhile. */
   droppedPerHold: number;
 }
@@ -135,9 +142,16 @@ function plan(rng: Rng): Plan {
       rng.chance(0.25) ? { worker: rng.int(1, 2), ...burst(rng, 1, 10 * MINUTE, 14 * MINUTE)! } : undefined,
     ),
     ...optional('koodriveOutage', burst(rng, 0.15, MINUTE, 4 * MINUTE)),
-    ...optional('sweepKooDriveOutage', burst(rng, 0.2, 11 * MINUTE, 14 * MINUTE)),
+    ...optional('releaseOutage', burst(rng, 0.3, 11 * MINUTE, 14 * MINUTE)),
     ...optional('ledgerOutage', burst(rng, 0.15, 2 * MINUTE, 6 * MINUTE)),
     droppedPerHold: rng.pick([0, 0, 0.05]),
+    crashAfterLateRenew: rng.pick([0, 0.3]),
+    renewFlaps: rng.chance(0.5)
+      ? Array.from({ length: rng.int(10, 25) }, () => ({
+          from: rng.int(0, WORK_MS),
+          ms: rng.int(5_000, 40_000),
+        }))
+      : [],
   };
 }
 
@@ -198,9 +212,12 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
   faults.add(p.revive ? 'koodrive.revives' : 'koodrive.noRevive');
   if (p.renewOutage) faults.add('burst.renewOutage');
   if (p.koodriveOutage) faults.add('burst.koodriveOutage');
-  if (p.sweepKooDriveOutage) faults.add('burst.sweepKooDriveOutage');
+  if (p.releaseOutage) faults.add('burst.releaseOutage');
+  for (const _ of p.renewFlaps) faults.add('burst.renewFlap');
   if (p.ledgerOutage) faults.add('burst.ledgerOutage');
   const outageRng = rng.fork();
+  /** Locks whose DELETE KooDrive fails until the time given. */
+  const undeletable = new Map<string, number>();
   net.outage = (actor, what, subject) => {
     const now = scheduler.now;
     if (what === 'kd.renew' && subject !== undefined) {
@@ -219,8 +236,11 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
     }
     if (what.startsWith('ledger.')) return within(p.ledgerOutage, now) ? 'down' : undefined;
     if (within(p.koodriveOutage, now)) return 'down';
-    const sweep = actor.name.startsWith('sweep');
-    if (sweep) return what === 'kd.release' && within(p.sweepKooDriveOutage, now) ? 'down' : undefined;
+    if (what === 'kd.release' && within(p.releaseOutage, now)) return 'down';
+    if (what === 'kd.release' && subject !== undefined && now < (undeletable.get(subject) ?? 0))
+      return 'down';
+    if (what === 'kd.renew' && p.renewFlaps.some((flap) => within(flap, now))) return 'down';
+    if (actor.name.startsWith('sweep')) return undefined;
     const cutOff =
       what === 'kd.renew' &&
       p.renewOutage !== undefined &&
@@ -302,6 +322,22 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
           );
         }
         checker.holderAnswered(actor, op, lockId, answer);
+        // A renew that got through long after its heartbeat (a retry): the worst moment to die for a bound that
+        // counts from the heartbeat (certainly expired).
+        const landed = checker.records.get(lockId)?.lastHeartbeatLandedAt;
+        if (
+          op === 'renew' &&
+          answer.ok &&
+          landed !== undefined &&
+          scheduler.now - landed > LATE_RENEW_MS &&
+          workerRng.chance(p.crashAfterLateRenew)
+        ) {
+          crash('holder.crashAfterLateRenew');
+          // …and KooDrive fails every DELETE of that lock until it expires: a sweep that believes it expired
+          // earlier closes it while it is live.
+          const lock = model.locks.get(lockId);
+          if (lock && workerRng.chance(0.5)) undeletable.set(lockId, lock.expiresAt);
+        }
       },
     });
     const networkLedger = ledgerPorts(net, actor, observedHolderLedger, {
@@ -332,6 +368,15 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
       }
     };
 
+    const crash = (kind: string) => {
+      if (actor.dead) return;
+      faults.add(kind);
+      note(`${actor.name} crashes`);
+      actor.crash();
+      checker.crashed(actor);
+      restart();
+    };
+
     const loop = async (): Promise<void> => {
       while (actor.clock.now() - skewMs < workEnd) {
         const userId = workerRng.pick(users);
@@ -346,14 +391,7 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
         holds += 1;
         const holdStart = scheduler.now;
         if (workerRng.chance(p.crashPerHold)) {
-          scheduler.after(workerRng.int(0, workMs + 5_000), () => {
-            if (actor.dead) return;
-            faults.add('holder.crash');
-            note(`${actor.name} crashes`);
-            actor.crash();
-            checker.crashed(actor);
-            restart();
-          });
+          scheduler.after(workerRng.int(0, workMs + 5_000), () => crash('holder.crash'));
         }
         if (workerRng.chance(p.pausePerHold)) {
           const pauseMs = workerRng.int(Math.round(timing.leaseMs * 0.2), Math.round(timing.leaseMs * 2.5));
