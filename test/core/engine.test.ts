@@ -7,8 +7,10 @@ import {
   type EngineDeps,
   type EngineOptions,
 } from '../../src/core/engine';
-import type { AttemptOutcome, LockRef, LockResult } from '../../src/core/model';
+import type { LedgerItem } from '../../src/core/lease';
+import type { AttemptOutcome, LockRef, LockResult, ReleaseBasis } from '../../src/core/model';
 import { FakeClock, FakeGateway, locks, seededRandom } from '../helpers/fakes';
+import { memoryLedger } from '../helpers/ledger-fakes';
 
 const options: EngineOptions = { ...DEFAULT_ENGINE_OPTIONS, recordReserveMs: 0 };
 const retryable = (status = 503): AttemptOutcome => ({
@@ -715,5 +717,167 @@ describe('backoffMs', () => {
     expect(backoffMs(10, undefined, opts, () => 0.999)).toBe(999);
     expect(backoffMs(1, 1500, opts, () => 0.5)).toBe(1500);
     expect(backoffMs(2, undefined, opts, () => 0)).toBe(0);
+  });
+});
+
+describe('the live-lease check (the release path decides from the ledger)', () => {
+  const policy = { staleAfterSeconds: 900, clockSkewSeconds: 10 };
+  const NOW = 1_700_000_000_000;
+  const item = (lockId: string, overrides: Partial<LedgerItem> = {}): LedgerItem => ({
+    lockId,
+    userId: 'user-1',
+    status: 'HELD',
+    holder: 'w-1',
+    acquiredAt: NOW - 600_000,
+    heartbeatAt: NOW - 20_000,
+    leaseSeconds: 120,
+    releaseAttempts: 0,
+    version: 4,
+    ...overrides,
+  });
+  /** A recorder that keeps what it was given, with the basis. */
+  const recording = () => {
+    const calls: Array<[LockResult, ReleaseBasis | undefined]> = [];
+    return {
+      calls,
+      recorder: { record: (r: LockResult, b?: ReleaseBasis) => Promise.resolve(void calls.push([r, b])) },
+    };
+  };
+
+  it('a live lock is `held` with holder and lease left: no KooDrive call, no outcome write; the others are released on the version read', async () => {
+    const memory = memoryLedger([item('lock-0'), item('lock-1', { heartbeatAt: NOW - 131_000 })], () => NOW);
+    const gateway = new FakeGateway();
+    const { calls, recorder } = recording();
+    const heard: LockResult[] = [];
+    const results = await releaseLocks(
+      locks(3),
+      {
+        ...deps(gateway, new FakeClock(NOW)),
+        recorder,
+        onResult: (r) => heard.push(r),
+        liveLeases: { ledger: memory, policy, force: false },
+      },
+      options,
+    );
+    expect(results).toEqual([
+      {
+        lockId: 'lock-0',
+        userId: 'user-1',
+        outcome: 'held',
+        attempts: 0,
+        status: 'HELD',
+        holder: 'w-1',
+        leaseLeftSeconds: 110,
+      },
+      { lockId: 'lock-1', userId: 'user-1', outcome: 'released', attempts: 1 },
+      { lockId: 'lock-2', userId: 'user-1', outcome: 'released', attempts: 1 },
+    ]);
+    expect(gateway.calls.map((c) => c.lockId)).toEqual(['lock-1', 'lock-2']);
+    expect(calls).toEqual([
+      [results[1], { read: 4, forced: false }],
+      [results[2], { read: 'absent', forced: false }],
+    ]);
+    expect(heard).toEqual(results);
+  });
+
+  it('with force, the live lock is released too, and the write says forced', async () => {
+    const memory = memoryLedger([item('lock-0')], () => NOW);
+    const gateway = new FakeGateway();
+    const { calls, recorder } = recording();
+    const results = await releaseLocks(
+      locks(1),
+      { ...deps(gateway, new FakeClock(NOW)), recorder, liveLeases: { ledger: memory, policy, force: true } },
+      options,
+    );
+    expect(results).toEqual([{ lockId: 'lock-0', userId: 'user-1', outcome: 'released', attempts: 1 }]);
+    expect(calls).toEqual([[results[0], { read: 4, forced: true }]]);
+  });
+
+  it('a lock whose item cannot be read is not released (retryable) and not recorded, unless forced', async () => {
+    const broken = {
+      get: () => Promise.reject(new Error('ProvisionedThroughputExceededException: slow down')),
+    };
+    const gateway = new FakeGateway();
+    const { calls, recorder } = recording();
+    const results = await releaseLocks(
+      locks(1),
+      { ...deps(gateway), recorder, liveLeases: { ledger: broken, policy, force: false } },
+      options,
+    );
+    expect(results).toEqual([
+      {
+        lockId: 'lock-0',
+        userId: 'user-1',
+        outcome: 'failed',
+        attempts: 0,
+        error: {
+          kind: 'retryable',
+          message:
+            'not released: its ledger item could not be read, so its lease cannot be checked (Error: ProvisionedThroughputExceededException: slow down); "force": true releases it anyway',
+        },
+      },
+    ]);
+    expect(gateway.calls).toEqual([]);
+    expect(calls).toEqual([]);
+
+    const forced = await releaseLocks(
+      locks(1),
+      { ...deps(gateway), recorder, liveLeases: { ledger: broken, policy, force: true } },
+      options,
+    );
+    expect(forced[0]).toMatchObject({ outcome: 'released' });
+    expect(calls).toEqual([[forced[0], { read: 'unread', forced: true }]]);
+  });
+
+  it('a failed DELETE of a dead lock is recorded on the version read; the live item of a holder is never written', async () => {
+    const memory = memoryLedger([item('lock-0', { heartbeatAt: NOW - 131_000 })], () => NOW);
+    const gateway = new FakeGateway(() => ({
+      ok: false,
+      error: { kind: 'permanent', httpStatus: 400, message: 'no' },
+    }));
+    const results = await releaseLocks(
+      locks(1),
+      {
+        ...deps(gateway, new FakeClock(NOW)),
+        recorder: memory,
+        liveLeases: { ledger: memory, policy, force: false },
+      },
+      options,
+    );
+    expect(results[0]).toMatchObject({ outcome: 'failed', attempts: 1 });
+    expect(memory.items.get('lock-0')).toMatchObject({
+      status: 'RELEASE_FAILED',
+      version: 5,
+      heartbeatAt: NOW - 131_000,
+    });
+  });
+
+  it('the read needs its own time before the deadline: without it the lock is not attempted, read or recorded', async () => {
+    let reads = 0;
+    const counting = { get: () => Promise.resolve(void (reads += 1)) };
+    const gateway = new FakeGateway();
+    const { calls, recorder } = recording();
+    const reserve = options.attemptTimeoutMs + options.safetyMarginMs;
+    const results = await releaseLocks(
+      locks(1),
+      {
+        ...deps(gateway, new FakeClock(), () => reserve + 499),
+        recorder,
+        liveLeases: { ledger: counting, policy, force: false },
+      },
+      { ...options, recordReserveMs: 250 },
+    );
+    expect(results[0]).toMatchObject({ outcome: 'failed', attempts: 0, error: { kind: 'deadline' } });
+    expect([reads, gateway.calls.length, calls.length]).toEqual([0, 0, 0]);
+    await releaseLocks(
+      locks(1),
+      {
+        ...deps(gateway, new FakeClock(), () => reserve + 500),
+        recorder,
+        liveLeases: { ledger: counting, policy, force: false },
+      },
+      { ...options, recordReserveMs: 250 },
+    );
+    expect([reads, gateway.calls.length]).toEqual([1, 1]);
   });
 });

@@ -6,13 +6,17 @@
 import { describe, expect, it } from 'vitest';
 import {
   certainlyExpiredAt,
+  decideRelease,
   FINAL_STATUSES,
   holderTiming,
   judge,
   KOODRIVE_LOCK_SECONDS,
+  MAX_KOODRIVE_REQUEST_SECONDS,
   randomSweepShard,
+  SCHEDULE_JITTER_SECONDS,
   staleAt,
   SWEEP_SHARDS,
+  timeToFreeBoundSeconds,
   type LedgerItem,
   type LeasePolicy,
 } from '../../src/core/lease';
@@ -56,12 +60,13 @@ describe('staleAt', () => {
 });
 
 describe('certainlyExpiredAt', () => {
-  it('is heartbeat + lease + 600 s + skew', () => {
-    expect(certainlyExpiredAt({ heartbeatAt: HB, leaseSeconds: 120 }, policy)).toBe(HB + 730_000);
+  it('is heartbeat + lease + the 30 s request bound + 600 s + skew', () => {
+    expect(MAX_KOODRIVE_REQUEST_SECONDS).toBe(30);
+    expect(certainlyExpiredAt({ heartbeatAt: HB, leaseSeconds: 120 }, policy)).toBe(HB + 760_000);
   });
 
   it('counts no lease when the item has none', () => {
-    expect(certainlyExpiredAt({ heartbeatAt: HB }, policy)).toBe(HB + 610_000);
+    expect(certainlyExpiredAt({ heartbeatAt: HB }, policy)).toBe(HB + 640_000);
   });
 });
 
@@ -99,22 +104,34 @@ describe('judge', () => {
     });
   });
 
-  it('retries a RELEASE_FAILED item at once, naming the last error, until its KooDrive lock certainly expired', () => {
+  it('retries a RELEASE_FAILED item once its last holder’s lease ran out, naming the last error, until its KooDrive lock certainly expired', () => {
     const failed = item({ status: 'RELEASE_FAILED', lastError: 'retryable: HTTP 503' });
-    expect(judge(failed, HB + 1, policy)).toEqual({
+    // heartbeat + lease 120 s + skew 10 s: up to that instant the last holder's lease is live
+    expect(judge(failed, HB + 1, policy)).toEqual({ action: 'leave' });
+    expect(judge(failed, HB + 130_000, policy)).toEqual({ action: 'leave' });
+    expect(judge(failed, HB + 130_001, policy)).toEqual({
       action: 'release',
       reason: 'release failed before: retryable: HTTP 503',
     });
-    expect(judge(item({ status: 'RELEASE_FAILED' }), HB + 1, policy)).toEqual({
+    expect(judge(item({ status: 'RELEASE_FAILED' }), HB + 130_001, policy)).toEqual({
       action: 'release',
       reason: 'release failed before: no error recorded',
     });
-    // heartbeat + 120 + 600 + 10 s = HB + 730 s: at that instant not yet certain, 1 ms later closed
-    expect(judge(failed, HB + 730_000, policy)).toMatchObject({ action: 'release' });
-    expect(judge(failed, HB + 730_001, policy)).toEqual({
+    // heartbeat + 120 + 30 + 600 + 10 s = HB + 760 s: at that instant not yet certain, 1 ms later closed
+    expect(judge(failed, HB + 760_000, policy)).toMatchObject({ action: 'release' });
+    expect(judge(failed, HB + 760_001, policy)).toEqual({
       action: 'close',
-      reason: 'release failed and the KooDrive lock has certainly expired (heartbeat 730 s old)',
+      reason: 'release failed and the KooDrive lock has certainly expired (heartbeat 760 s old)',
     });
+  });
+
+  it('retries a forced RELEASE_FAILED item at once, whatever its lease', () => {
+    const forced = item({ status: 'RELEASE_FAILED', lastError: 'retryable: HTTP 503', forcedAt: HB });
+    expect(judge(forced, HB + 1, policy)).toEqual({
+      action: 'release',
+      reason: 'release failed before: retryable: HTTP 503 (forced)',
+    });
+    expect(judge(forced, HB + 760_001, policy)).toMatchObject({ action: 'close' });
   });
 
   it('leaves final items alone, however old', () => {
@@ -211,5 +228,112 @@ describe('randomSweepShard', () => {
 
   it('never answers "16", even for a random source that returns 1', () => {
     expect(randomSweepShard(() => 1)).toBe('15');
+  });
+});
+
+describe('decideRelease: the release path’s live-lease rule', () => {
+  const found = (overrides: Partial<LedgerItem> = {}) => ({ ok: true as const, item: item(overrides) });
+
+  it('a HELD item is held up to and at its stale time (heartbeat + lease + skew), with holder and the lease left', () => {
+    const held = item({ holder: 'w-1', version: 7 });
+    expect(decideRelease({ ok: true, item: held }, HB + 100_500, policy, false)).toEqual({
+      action: 'held',
+      status: 'HELD',
+      holder: 'w-1',
+      leaseLeftSeconds: 30, // 130 s − 100.5 s, rounded up
+    });
+    expect(decideRelease({ ok: true, item: held }, HB + 130_000, policy, false)).toMatchObject({
+      action: 'held',
+      leaseLeftSeconds: 0,
+    });
+    expect(decideRelease({ ok: true, item: held }, HB + 130_001, policy, false)).toEqual({
+      action: 'release',
+      basis: { read: 7, forced: false },
+    });
+  });
+
+  it('a RELEASING item (a sweep’s claim) is held while the claim’s lease lasts; an anonymous holder has none', () => {
+    const claimed = found({ status: 'RELEASING', leaseSeconds: 60 });
+    expect(decideRelease(claimed, HB + 70_000, policy, false)).toEqual({
+      action: 'held',
+      status: 'RELEASING',
+      holder: undefined,
+      leaseLeftSeconds: 0,
+    });
+    expect(decideRelease(claimed, HB + 70_001, policy, false)).toMatchObject({ action: 'release' });
+  });
+
+  it('an item without a lease of its own is held for STALE_AFTER_SECONDS after its heartbeat', () => {
+    const noLease = found({ leaseSeconds: undefined });
+    expect(decideRelease(noLease, HB + 900_000, policy, false)).toMatchObject({ action: 'held' });
+    expect(decideRelease(noLease, HB + 900_001, policy, false)).toMatchObject({ action: 'release' });
+  });
+
+  it('"force" releases a live lease, and says so in the basis', () => {
+    expect(decideRelease(found({ version: 3 }), HB + 1, policy, true)).toEqual({
+      action: 'release',
+      basis: { read: 3, forced: true },
+    });
+  });
+
+  it('failed and final items, and locks without an item, are released', () => {
+    for (const status of ['RELEASE_FAILED', 'RELEASED', 'EXPIRED'] as const) {
+      expect(decideRelease(found({ status, version: 2 }), HB + 1, policy, false)).toEqual({
+        action: 'release',
+        basis: { read: 2, forced: false },
+      });
+    }
+    expect(decideRelease({ ok: true, item: undefined }, HB, policy, false)).toEqual({
+      action: 'release',
+      basis: { read: 'absent', forced: false },
+    });
+  });
+
+  it('an unreadable item is refused as retryable, naming the cause, unless forced', () => {
+    expect(decideRelease({ ok: false, message: 'ThrottlingException' }, HB, policy, false)).toEqual({
+      action: 'refuse',
+      error: {
+        kind: 'retryable',
+        message:
+          'not released: its ledger item could not be read, so its lease cannot be checked (ThrottlingException); "force": true releases it anyway',
+      },
+    });
+    expect(decideRelease({ ok: false, message: 'x' }, HB, policy, true)).toEqual({
+      action: 'release',
+      basis: { read: 'unread', forced: true },
+    });
+  });
+
+  it('holds exactly while the sweep would leave the item, over a range of ages', () => {
+    for (let age = 0; age <= 200_000; age += 997) {
+      const live = judge(item(), HB + age, policy).action === 'leave';
+      expect(decideRelease(found(), HB + age, policy, false).action).toBe(live ? 'held' : 'release');
+    }
+  });
+});
+
+describe('timeToFreeBoundSeconds', () => {
+  it('adds the lease, the allowance, the clock difference, the period, its jitter and the release', () => {
+    expect(SCHEDULE_JITTER_SECONDS).toBe(2);
+    expect(
+      timeToFreeBoundSeconds({
+        leaseSeconds: 120,
+        clockSkewSeconds: 10,
+        clockDifferenceSeconds: 20,
+        schedulePeriodSeconds: 60,
+        scheduleJitterSeconds: 2,
+        releaseSeconds: 5,
+      }),
+    ).toBe(217);
+    expect(
+      timeToFreeBoundSeconds({
+        leaseSeconds: 5,
+        clockSkewSeconds: 1,
+        clockDifferenceSeconds: 0,
+        schedulePeriodSeconds: 2,
+        scheduleJitterSeconds: 0,
+        releaseSeconds: 1,
+      }),
+    ).toBe(9);
   });
 });

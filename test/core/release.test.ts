@@ -5,6 +5,7 @@ import type { AttemptOutcome, LockResult, ReleaseReport } from '../../src/core/m
 import { buildReport, handleReleaseEvent, isSqsEvent, type ReleaseContext } from '../../src/core/release';
 import { loadEvent, sqsRecord } from '../helpers/events';
 import { FakeClock, FakeGateway, seededRandom } from '../helpers/fakes';
+import { ledgerItem, memoryLedger, type MemoryLedger } from '../helpers/ledger-fakes';
 
 const USER = '1505084218764547200';
 
@@ -288,6 +289,7 @@ describe('two users’ locks with the same ID are different locks', () => {
       released: 1,
       alreadyReleased: 1,
       failed: 0,
+      held: 0,
       duplicates: 1,
       durationMs: 0,
     });
@@ -329,6 +331,7 @@ describe('the report', () => {
       released: 0,
       alreadyReleased: 0,
       failed: 101,
+      held: 0,
       duplicates: 0,
       durationMs: 0,
     });
@@ -344,6 +347,7 @@ describe('the report', () => {
       released: 0,
       alreadyReleased: 0,
       failed: 0,
+      held: 0,
       duplicates: 1,
       wouldRelease: 2,
       durationMs: 0,
@@ -371,5 +375,100 @@ describe('the report', () => {
       },
     ]);
     expect(report.summary).toMatchObject({ requested: 1, failed: 1, durationMs: 5 });
+  });
+});
+
+describe('live leases on the release path (the ledger decides)', () => {
+  const NOW = 1_700_000_000_000;
+  const policy = { staleAfterSeconds: 900, clockSkewSeconds: 10 };
+  const live = (lockId: string) =>
+    ledgerItem({ lockId, userId: USER, holder: 'w-1', heartbeatAt: NOW - 10_000, leaseSeconds: 60 });
+  const withLedger = (gateway: FakeGateway, memory: MemoryLedger): ReleaseContext => {
+    const ctx = context(gateway, { leases: { ledger: memory, policy } });
+    ctx.engine.clock = new FakeClock(NOW);
+    ctx.engine.recorder = memory;
+    return ctx;
+  };
+
+  it('SQS: a held lock is no batch failure, and its messages share the held outcome', async () => {
+    const memory = memoryLedger([live('live')], () => NOW);
+    const gateway = new FakeGateway();
+    const decisions: Array<[string, string[] | undefined]> = [];
+    const ctx = withLedger(gateway, memory);
+    ctx.engine.onResult = (r, c) => decisions.push([r.outcome, c?.messageIds]);
+    const body = JSON.stringify({ lockId: 'live', userId: USER });
+    const answer = await handleReleaseEvent(
+      { Records: [sqsRecord('m1', body), sqsRecord('m2', body), sqsRecord('m3', '{"lockId":"dead"}')] },
+      ctx,
+    );
+    expect(answer).toEqual({ batchItemFailures: [] });
+    expect(gateway.calls.map((c) => c.lockId)).toEqual(['dead']);
+    expect(decisions).toEqual([
+      ['held', ['m1', 'm2']],
+      ['released', ['m3']],
+    ]);
+    expect(memory.items.get('live')).toMatchObject({ status: 'HELD', version: 1 });
+  });
+
+  it('direct: the report counts held locks, each with holder and lease left; "force": true releases them', async () => {
+    const memory = memoryLedger([live('live')], () => NOW);
+    const gateway = new FakeGateway();
+    const report = (await handleReleaseEvent(
+      { lockIds: ['live', 'other'] },
+      withLedger(gateway, memory),
+    )) as ReleaseReport;
+    expect(report.results).toEqual([
+      {
+        lockId: 'live',
+        userId: USER,
+        outcome: 'held',
+        attempts: 0,
+        status: 'HELD',
+        holder: 'w-1',
+        leaseLeftSeconds: 60,
+      },
+      { lockId: 'other', userId: USER, outcome: 'released', attempts: 1 },
+    ]);
+    expect(report.summary).toEqual({
+      requested: 2,
+      released: 1,
+      alreadyReleased: 0,
+      failed: 0,
+      held: 1,
+      duplicates: 0,
+      durationMs: 0,
+    });
+    const forced = (await handleReleaseEvent(
+      { lockIds: ['live'], force: true },
+      withLedger(gateway, memory),
+    )) as ReleaseReport;
+    expect(forced.results).toEqual([{ lockId: 'live', userId: USER, outcome: 'released', attempts: 1 }]);
+    expect(memory.items.get('live')).toMatchObject({ status: 'RELEASED', forcedAt: NOW });
+  });
+
+  it('a dry run previews by the same read and rule: held stays held unless forced; nothing is called or written', async () => {
+    const memory = memoryLedger([live('live')], () => NOW);
+    const before = structuredClone(memory.items.get('live'));
+    const gateway = new FakeGateway();
+    const heard: LockResult[] = [];
+    const ctx = withLedger(gateway, memory);
+    ctx.engine.onResult = (r) => heard.push(r);
+    const report = (await handleReleaseEvent(
+      { lockIds: ['live', 'other'], dryRun: true },
+      ctx,
+    )) as ReleaseReport;
+    expect(report.results.map((r) => [r.lockId, r.outcome])).toEqual([
+      ['live', 'held'],
+      ['other', 'wouldRelease'],
+    ]);
+    expect(report.summary).toMatchObject({ requested: 2, held: 1, wouldRelease: 1, released: 0 });
+    const forced = (await handleReleaseEvent(
+      { lockIds: ['live'], dryRun: true, force: true },
+      withLedger(gateway, memory),
+    )) as ReleaseReport;
+    expect(forced.results[0]?.outcome).toBe('wouldRelease');
+    expect(gateway.calls).toEqual([]);
+    expect(heard).toEqual([]);
+    expect(memory.items.get('live')).toEqual(before);
   });
 });

@@ -7,7 +7,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startDynalite, type LocalDynamo } from '../../dev/dynalite';
 import { MemoryLedger } from '../../dev/memory-ledger';
-import type { HolderLedger, LedgerItem, SweepLedger } from '../../src/core/lease';
+import type { HolderLedger, LedgerItem, ReleaseLedger, SweepLedger } from '../../src/core/lease';
 import type { LockResult, OutcomeRecorder } from '../../src/core/model';
 import {
   DynamoLedger,
@@ -18,7 +18,7 @@ import {
 } from '../../src/ledger/ledger';
 import { ledgerItem, manyItems, MINUTE, NOW, rawItem, SECOND, seedItems } from '../helpers/ledger-fakes';
 
-type Ledger = HolderLedger & SweepLedger & OutcomeRecorder;
+type Ledger = HolderLedger & SweepLedger & ReleaseLedger;
 
 interface Subject {
   ledger: Ledger;
@@ -439,6 +439,114 @@ describe.each(subjects)('ledger contract: %s', (_name, create) => {
       await ledger.record({ ...released('b'), outcome: 'wouldRelease', attempts: 0 });
       expect(await subject.stored('a')).toBeUndefined();
       expect(await subject.stored('b')).toBeUndefined();
+    });
+  });
+
+  describe('the release path’s live-lease read and the outcome written on what it read', () => {
+    it('get reads the item as stored (a consistent read), undefined when absent', async () => {
+      const item = ledgerItem({ lockId: 'a', holder: 'w-1', version: 4, forcedAt: NOW - MINUTE });
+      await subject.seed([item]);
+      expect(await ledger.get('a')).toEqual(item);
+      expect(await ledger.get('nothing')).toBeUndefined();
+    });
+
+    it('a failure on the version read is written, the item keeps its holder, heartbeat, lease and shard', async () => {
+      const item = ledgerItem({ lockId: 'a', holder: 'w-1', heartbeatAt: NOW - 5 * MINUTE, version: 5 });
+      await subject.seed([item]);
+      await ledger.record(failed('a', 2, 'down'), { read: 5, forced: false });
+      expect(await subject.stored('a')).toEqual({
+        ...item,
+        status: 'RELEASE_FAILED',
+        releaseAttempts: 2,
+        lastError: 'retryable: down',
+        version: 6,
+      });
+    });
+
+    it('a failure is not written over an item that changed since the read (LedgerConflictError): a holder that heart-beat keeps its HELD item', async () => {
+      await subject.seed([ledgerItem({ lockId: 'a', holder: 'w-1', version: 5 })]);
+      now += SECOND;
+      await ledger.recordHeartbeat('a', 'w-1', 120);
+      const before = await subject.stored('a');
+      const error = await caught(ledger.record(failed('a'), { read: 5, forced: false }));
+      expect(error).toBeInstanceOf(LedgerConflictError);
+      expect((error as Error).message).toMatch(
+        /changed since the release read it; its failure was not recorded/,
+      );
+      expect(await subject.stored('a')).toEqual(before);
+      expect(before).toMatchObject({ status: 'HELD', version: 6 });
+    });
+
+    it('a failure on a final item read at its version leaves it final (LedgerConflictError)', async () => {
+      const item = ledgerItem({ lockId: 'a', status: 'RELEASED', releasedAt: NOW, expiresAt: 1, version: 3 });
+      await subject.seed([item]);
+      expect(await caught(ledger.record(failed('a'), { read: 3, forced: false }))).toBeInstanceOf(
+        LedgerConflictError,
+      );
+      expect(await subject.stored('a')).toEqual(item);
+    });
+
+    it('a failure of a lock found without an item creates it (never indexed) only while still absent', async () => {
+      await ledger.record(failed('new', 1), { read: 'absent', forced: false });
+      expect(await subject.stored('new')).toMatchObject({ status: 'RELEASE_FAILED', version: 1 });
+      expect(await readAll(ledger)).toEqual([]);
+      // A holder recorded the lock after the read: its HELD item stays.
+      await ledger.recordAcquired(acquired('late'));
+      const held = await subject.stored('late');
+      expect(await caught(ledger.record(failed('late'), { read: 'absent', forced: false }))).toBeInstanceOf(
+        LedgerConflictError,
+      );
+      expect(await subject.stored('late')).toEqual(held);
+    });
+
+    it('a release is written whoever wrote since the read (KooDrive said so), and a forced one is marked forcedAt', async () => {
+      await subject.seed([ledgerItem({ lockId: 'a', holder: 'w-1', version: 5 })]);
+      now += SECOND;
+      await ledger.recordHeartbeat('a', 'w-1', 120);
+      await ledger.record(released('a'), { read: 5, forced: true });
+      expect(await subject.stored('a')).toMatchObject({
+        status: 'RELEASED',
+        releasedAt: NOW + SECOND,
+        forcedAt: NOW + SECOND,
+        version: 7,
+      });
+      expect(await subject.stored('a')).not.toHaveProperty('sweepShard');
+      // Not forced: no mark.
+      await subject.seed([ledgerItem({ lockId: 'b', version: 2 })]);
+      await ledger.record(released('b'), { read: 2, forced: false });
+      expect(await subject.stored('b')).not.toHaveProperty('forcedAt');
+    });
+
+    it('a forced failure over a live HELD item is RELEASE_FAILED with forcedAt, and the holder’s next heartbeat loses', async () => {
+      const item = ledgerItem({ lockId: 'a', holder: 'w-1', heartbeatAt: NOW - SECOND, version: 5 });
+      await subject.seed([item]);
+      await ledger.record(failed('a', 1), { read: 5, forced: true });
+      expect(await subject.stored('a')).toEqual({
+        ...item,
+        status: 'RELEASE_FAILED',
+        releaseAttempts: 1,
+        lastError: 'retryable: unavailable',
+        forcedAt: NOW,
+        version: 6,
+      });
+      now += SECOND;
+      expect(await caught(ledger.recordHeartbeat('a', 'w-1', 120))).toBeInstanceOf(LockLostError);
+    });
+
+    it('a forced failure of a lock whose item could not be read is written as without a basis, marked forcedAt', async () => {
+      await subject.seed([ledgerItem({ lockId: 'a', version: 5 })]);
+      await ledger.record(failed('a', 1), { read: 'unread', forced: true });
+      await ledger.record(failed('new', 1), { read: 'unread', forced: true });
+      expect(await subject.stored('a')).toMatchObject({
+        status: 'RELEASE_FAILED',
+        forcedAt: NOW,
+        version: 6,
+      });
+      expect(await subject.stored('new')).toMatchObject({
+        status: 'RELEASE_FAILED',
+        forcedAt: NOW,
+        version: 1,
+      });
     });
   });
 

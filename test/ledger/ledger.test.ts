@@ -22,8 +22,10 @@ import {
   type LocalDynamo,
 } from '../../dev/dynalite';
 import { listenOnLoopback } from '../../dev/loopback';
+import { DEFAULT_ENGINE_OPTIONS, releaseLocks } from '../../src/core/engine';
 import type { LockResult } from '../../src/core/model';
 import { DynamoLedger, fromItem, OPEN_LOCKS_INDEX, toItem, type LedgerItem } from '../../src/ledger/ledger';
+import { FakeClock, FakeGateway } from '../helpers/fakes';
 import { ledgerItem, manyItems, MINUTE, NOW, rawItem, seedItems } from '../helpers/ledger-fakes';
 
 let dynamo: LocalDynamo;
@@ -152,6 +154,33 @@ describe('requests and capacity', () => {
     const c = ledgerItem({ lockId: id('c'), status: 'RELEASE_FAILED' });
     await seedItems(dynamo.client, dynamo.tableName, [c]);
     expect(await count(() => ledger.closeExpired(c))).toEqual([1, 1]);
+  });
+
+  it('the live-lease check costs one consistent read per lock: 1 RRU on top of the outcome write, and a held lock costs only the read', async () => {
+    const policy = { staleAfterSeconds: 900, clockSkewSeconds: 10 };
+    await seedItems(dynamo.client, dynamo.tableName, [
+      ledgerItem({ lockId: id('live'), heartbeatAt: NOW - MINUTE }),
+      ledgerItem({ lockId: id('dead'), heartbeatAt: NOW - 3 * MINUTE }),
+    ]);
+    const gateway = new FakeGateway();
+    const [requests, reads, writes] = [ledger.requests, ledger.readUnits, ledger.writeUnits];
+    const results = await releaseLocks(
+      [id('live'), id('dead'), id('absent')].map((lockId) => ({ lockId, userId: 'user-1' })),
+      {
+        gateway,
+        clock: new FakeClock(NOW),
+        random: () => 0.5,
+        remainingMs: () => 60_000,
+        recorder: ledger,
+        liveLeases: { ledger, policy, force: false },
+      },
+      DEFAULT_ENGINE_OPTIONS,
+    );
+    expect(results.map((r) => r.outcome)).toEqual(['held', 'released', 'released']);
+    // Three reads (one per lock, the absent one too), two outcome writes (none for the held lock).
+    expect([ledger.requests - requests, ledger.readUnits - reads, ledger.writeUnits - writes]).toEqual([
+      5, 3, 2,
+    ]);
   });
 
   it('a lost heartbeat costs the failed write and one consistent read (dynalite returns no item with the failure)', async () => {

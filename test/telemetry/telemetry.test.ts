@@ -12,6 +12,7 @@ import { loadEvent } from '../helpers/events';
 type Line = Record<string, unknown>;
 
 const EXPIRED_LOCK = 'a4b3c2d1-0000-4000-8000-00000000e001@100';
+const LIVE_LOCK = 'a4b3c2d1-0000-4000-8000-00000000e002@101';
 
 let stack: LocalStack;
 let restoreEnv: () => void;
@@ -67,6 +68,18 @@ beforeAll(async () => {
     },
   });
   await release(event, lambdaContext('release'));
+  // A lock a worker holds on a live lease: a direct release leaves it held.
+  stack.koodrive.seedLock(LOCAL_USER_ID, '101', { lockId: LIVE_LOCK });
+  await new DynamoLedger({ tableName: stack.dynamo!.tableName, client: stack.dynamo!.client }).recordAcquired(
+    {
+      lockId: LIVE_LOCK,
+      userId: LOCAL_USER_ID,
+      moduleCode: '101',
+      holder: 'worker-7',
+      leaseSeconds: 120,
+    },
+  );
+  await release({ lockIds: [LIVE_LOCK] }, lambdaContext('release'));
   await sweep({ dryRun: true }, lambdaContext('sweep'));
   // A release that failed 15 minutes after the last heartbeat: KooDrive has certainly expired the lock.
   const past = new DynamoLedger({
@@ -97,6 +110,7 @@ beforeAll(async () => {
   resetApp();
   await expect(sweep({ limit: 'all' }, lambdaContext('sweep'))).rejects.toThrow(/limit must be/);
   expect(stack.koodrive.isHeld(ok)).toBe(false);
+  expect(stack.koodrive.isHeld(LIVE_LOCK)).toBe(true);
   for (const spy of spies) spy.mockRestore();
 }, 30_000);
 
@@ -111,8 +125,10 @@ const emf = () => lines.filter((l) => typeof l._aws === 'object');
 
 describe('logs of a release invocation', () => {
   it('has one line per lock decision with masked user, outcome, attempts, error and correlation ids', () => {
-    const decisions = logs().filter((l) => l.operation === 'release' && typeof l.outcome === 'string');
-    expect(decisions).toHaveLength(4); // 3 distinct locks + 1 malformed record
+    const decisions = logs().filter(
+      (l) => l.operation === 'release' && typeof l.outcome === 'string' && l.lockId !== LIVE_LOCK,
+    );
+    expect(decisions).toHaveLength(4); // the SQS batch: 3 distinct locks + 1 malformed record
     for (const line of decisions) {
       expect(['****', '****7200']).toContain(line.userId);
       expect(line.function_request_id).toEqual(expect.any(String));
@@ -148,6 +164,20 @@ describe('logs of a release invocation', () => {
       failedRecords: 2,
     });
     expect(logs().find((l) => l.message === 'sweep summary')).toMatchObject({ dryRun: true });
+  });
+
+  it('has a decision line for a lock left held by its live lease, with the holder and the lease left', () => {
+    expect(logs().filter((l) => l.message === 'lock held: its lease is live, not released')).toEqual([
+      expect.objectContaining({
+        operation: 'release',
+        lockId: LIVE_LOCK,
+        userId: `****${LOCAL_USER_ID.slice(-4)}`,
+        outcome: 'held',
+        status: 'HELD',
+        holder: 'worker-7',
+        leaseLeftSeconds: expect.any(Number) as unknown,
+      }),
+    ]);
   });
 
   it('has a decision line for a failed release the sweep closed as EXPIRED without a KooDrive call', () => {
@@ -187,6 +217,10 @@ describe('EMF documents', () => {
     expect(metric('ColdStart')).not.toHaveLength(0);
     expect(metric('StaleLocksFound')).not.toHaveLength(0);
     expect(metric('SweepDurationMs')).not.toHaveLength(0);
+  });
+
+  it('count the locks a release left held by a live lease', () => {
+    expect(metric('LocksRefusedHeld').map((d) => d.LocksRefusedHeld)).toEqual(expect.arrayContaining([1]));
   });
 
   it('count the failed releases the sweep closed as EXPIRED', () => {
