@@ -270,6 +270,12 @@ export class Checker {
     if (!ok) this.sweepDeleteFailed.add(lockId);
   }
 
+  /** The holder reported a release it could not complete (onReleaseError, or an acquire it could not undo). */
+  releaseFailed(lockId: string): void {
+    const record = this.records.get(lockId);
+    if (record) record.releaseFailed = true;
+  }
+
   /** The holder's heartbeat was refused by the ledger: someone else owns the item now. */
   takenOver(lockId: string): void {
     const record = this.records.get(lockId);
@@ -407,6 +413,8 @@ export class Checker {
       const disrupted = this.disruptedSweeps.filter((d) => d.at >= basis && d.startedAt <= end).length;
       const bound = this.livenessBound(record, basis, disrupted) - basis;
       const who = `${record.crashedAt !== undefined ? 'crashed' : 'stopped'} holder ${record.proc.actor.name}`;
+      // Still live, but its bound has not run out when the schedule ends: nothing to judge.
+      if (freedAt === undefined && now - basis <= bound) continue;
       if (freedAt === undefined || freedAt - basis > bound) {
         this.violate(
           'liveness',

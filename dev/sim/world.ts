@@ -336,7 +336,9 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
           // …and KooDrive fails every DELETE of that lock until it expires: a sweep that believes it expired
           // earlier closes it while it is live.
           const lock = model.locks.get(lockId);
-          if (lock && workerRng.chance(0.5)) undeletable.set(lockId, lock.expiresAt);
+          if (lock && lock.expiresAt + 2 * MINUTE < end && workerRng.chance(0.5)) {
+            undeletable.set(lockId, lock.expiresAt);
+          }
         }
       },
     });
@@ -357,7 +359,10 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
       ledger,
       clock,
       random: workerRng.fork().next,
-      onReleaseError: () => coverage.hit('holder.releaseFailed'),
+      onReleaseError: (_, lock) => {
+        coverage.hit('holder.releaseFailed');
+        checker.releaseFailed(lock.lockId);
+      },
     });
 
     const restart = () => {
@@ -435,6 +440,7 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
           if (error instanceof AcquireAbortedError) {
             coverage.hit('holder.acquireAborted');
             lockId = error.lockId;
+            if (!error.undone) checker.releaseFailed(lockId);
           } else if (error instanceof LockLostError) {
             const why = error.message;
             coverage.hit(

@@ -202,7 +202,12 @@ export class LockHolder {
     session.stop();
     // A renew still on its way could land after our DELETE and revive the lock (KooDrive revives an expired lock
     // on renew): release only once it has been answered or given up on.
-    await within(this.ports.clock, CALL_TIMEOUT_MS, 'the last KooDrive renew', () => session.renewing);
+    await within(
+      this.ports.clock,
+      MAX_KOODRIVE_REQUEST_SECONDS * 1000,
+      'the last KooDrive renew',
+      () => session.renewing,
+    );
     // A ledger conflict means a sweep or the release path owns the item now (RELEASING, RELEASED, …) and
     // releases the lock. Lost by time or by a KooDrive refusal, the item is still ours to close.
     if (!session.takenOver) await this.releaseAfterWork(taken.lock);
