@@ -27,6 +27,9 @@ import { LOCK_MS, type KooDriveModel, type ModelLock } from './koodrive-model';
 
 /** Who releases a lock out of band in KooDrive (a user's other device, support): no protocol actor. */
 export const OUT_OF_BAND = 'koodrive-console';
+/** The name of a release invocation an operator forced (`"force": true`) ends so. */
+export const FORCED_SUFFIX = '-force';
+const isForced = (by: string | undefined): boolean => by?.endsWith(FORCED_SUFFIX) ?? false;
 
 export interface Violation {
   property:
@@ -37,7 +40,9 @@ export interface Violation {
     | 'expired-close'
     | 'double-claim'
     | 'quiescence'
-    | 'lost-lease-renewed';
+    | 'lost-lease-renewed'
+    | 'live-lease-overwritten'
+    | 'false-report';
   at: number;
   message: string;
 }
@@ -74,6 +79,8 @@ export interface LockRecord {
   takenOver?: boolean;
   /** The holder saw one of its KooDrive releases of this lock fail. */
   releaseFailed?: boolean;
+  /** Sweep claims of this lock that lost their version check (an eventually consistent read, a write since). */
+  lostClaims?: number;
 }
 
 export interface LivenessSample {
@@ -113,6 +120,8 @@ export class Checker {
   readonly sweepStarts: number[] = [];
   /** Each lock's latest claim: the sweep that wrote it and the item's version it left. */
   private readonly claims = new Map<string, { by: Actor; version: number }>();
+  /** Locks an operator forced the release of (the ledger item carries forcedAt): no lease protects them any more. */
+  private readonly forced = new Set<string>();
   /** Locks whose DELETE by a sweep was answered with a failure (KooDrive down for the sweep). */
   private readonly sweepDeleteFailed = new Set<string>();
   private readonly procs = new Map<string, HolderProc>();
@@ -145,6 +154,7 @@ export class Checker {
   released(lock: ModelLock, by: string, at: number): void {
     const record = this.records.get(lock.lockId);
     if (record === undefined || by === record.proc.actor.name || by === OUT_OF_BAND) return;
+    if (isForced(by) || this.forced.has(lock.lockId)) return;
     if (record.proc.actor.dead || !record.known || record.settled) return;
     const deadline = this.deadline(record);
     if (deadline !== undefined && at < deadline) {
@@ -215,8 +225,16 @@ export class Checker {
       );
       return;
     }
-    // KooDrive dropped it by itself: the holder cannot know before its next renew is refused.
-    if (lock.releasedBy === OUT_OF_BAND) return;
+    if (record.takenOver) {
+      this.violate(
+        'exclusion',
+        `${record.proc.actor.name} passed assertHeld() on ${lockId} after the ledger refused its heartbeat`,
+      );
+      return;
+    }
+    // KooDrive dropped it by itself, or an operator forced its release: the holder cannot know before its next
+    // heartbeat is refused (by the ledger, or by KooDrive).
+    if (lock.releasedBy === OUT_OF_BAND || isForced(lock.releasedBy) || this.forced.has(lockId)) return;
     if (!this.model.isLive(lock)) {
       this.violate(
         'exclusion',
@@ -240,8 +258,14 @@ export class Checker {
   }
 
   /** A holder sends a KooDrive renew: its ledger item must still be its own HELD item (a lost lease is never renewed). */
-  renewing(actor: Actor, lockId: string, item: { status: string; holder?: string } | undefined): void {
+  renewing(
+    actor: Actor,
+    lockId: string,
+    item: { status: string; holder?: string; forcedAt?: number } | undefined,
+  ): void {
     if (item === undefined || (item.status === 'HELD' && item.holder === actor.name)) return;
+    // An operator forced its release: the holder learns it at its next heartbeat, renewing until then.
+    if (item.forcedAt !== undefined) return;
     this.violate(
       'lost-lease-renewed',
       `${actor.name} renews ${lockId} in KooDrive although its ledger item is ${item.status}${
@@ -270,6 +294,12 @@ export class Checker {
     if (!ok) this.sweepDeleteFailed.add(lockId);
   }
 
+  /** A sweep's claim of the lock lost its version check: the lock waits for the next sweep. */
+  claimLost(lockId: string): void {
+    const record = this.records.get(lockId);
+    if (record) record.lostClaims = (record.lostClaims ?? 0) + 1;
+  }
+
   /** The holder reported a release it could not complete (onReleaseError, or an acquire it could not undo). */
   releaseFailed(lockId: string): void {
     const record = this.records.get(lockId);
@@ -295,6 +325,39 @@ export class Checker {
       'leak',
       `${actor.name} returned from hold() with ${lockId} still live in KooDrive, without a failed release or a takeover`,
     );
+  }
+
+  /**
+   * The release path wrote an outcome over the item (`before` → `after`): never RELEASE_FAILED over the HELD item of
+   * a holder whose lease is live, unless an operator forced it.
+   */
+  releaseRecorded(
+    lockId: string,
+    by: string,
+    before: string | undefined,
+    after: string,
+    forced: boolean,
+  ): void {
+    if (forced) this.forced.add(lockId);
+    const record = this.records.get(lockId);
+    if (record === undefined || forced || before !== 'HELD' || after !== 'RELEASE_FAILED') return;
+    const deadline = this.deadline(record);
+    const live =
+      !record.proc.actor.dead && !record.settled && deadline !== undefined && this.scheduler.now < deadline;
+    if (live) {
+      this.violate(
+        'live-lease-overwritten',
+        `${by} wrote RELEASE_FAILED over the HELD item of ${record.proc.actor.name}, ${fmt(deadline - this.scheduler.now)} before its safe time ended`,
+      );
+    }
+  }
+
+  /** The release path reported an outcome: a lock reported released is not live in KooDrive. */
+  releaseReported(by: string, lockId: string, outcome: string): void {
+    if (outcome !== 'released' && outcome !== 'alreadyReleased') return;
+    const lock = this.model.locks.get(lockId);
+    if (lock === undefined || !this.model.isLive(lock)) return;
+    this.violate('false-report', `${by} reported ${lockId} ${outcome}, but KooDrive keeps it live`);
   }
 
   /** A sweep invocation starts (true time). */
@@ -363,7 +426,8 @@ export class Checker {
       o.sweepPeriodMs +
       o.sweepJitterMs +
       o.releaseSlackMs +
-      disrupted * (o.claimLeaseMs + o.skewAllowanceMs + o.sweepPeriodMs + o.sweepJitterMs)
+      disrupted * (o.claimLeaseMs + o.skewAllowanceMs + o.sweepPeriodMs + o.sweepJitterMs) +
+      (record.lostClaims ?? 0) * (o.sweepPeriodMs + o.sweepJitterMs)
     );
   }
 
@@ -382,7 +446,7 @@ export class Checker {
    * At the end of the schedule: liveness of every stopped holder's lock (crashed, or hold() returned with the lock
    * live), no lock the ledger knew left to KooDrive's expiry, and quiescence.
    */
-  finish(openItems: Iterable<{ lockId: string; status: string }>): void {
+  finish(openItems: Iterable<{ lockId: string; status: string; sweepShard?: string }>): void {
     const now = this.scheduler.now;
     for (const record of this.records.values()) {
       const stoppedAt = record.crashedAt ?? record.returnedAt;
@@ -439,6 +503,9 @@ export class Checker {
       }
     }
     for (const item of openItems) {
+      // An item the release path created for a lock the ledger never had is in no index: no sweep owns it (SQS
+      // redelivers the request; an operator reads the report).
+      if (item.status === 'RELEASE_FAILED' && item.sweepShard === undefined) continue;
       if (item.status === 'HELD' || item.status === 'RELEASING' || item.status === 'RELEASE_FAILED') {
         const record = this.records.get(item.lockId);
         if (record && !record.proc.actor.dead && !record.settled) continue;

@@ -336,6 +336,8 @@ export class SimulatedLedgerError extends Error {
 export interface LedgerCallObserver {
   /** A holder ledger write (recordAcquired / recordHeartbeat) the caller saw succeed. */
   acknowledged?(actor: Actor, op: string, lockId: string, sentAt: number): void;
+  /** A ledger call about a lock the caller saw fail, with the error it got. */
+  failed?(actor: Actor, op: string, lockId: string, error: Error): void;
 }
 
 /** Wraps every method of a ledger port so each call goes through the network as `actor`. */
@@ -361,6 +363,7 @@ export function ledgerPorts<L extends object>(
         ? {
             delivered: (answer: Settled<T>, sentAt: number) => {
               if ('value' in answer) observer.acknowledged?.(actor, what, lockId, sentAt);
+              else observer.failed?.(actor, what, lockId, answer.error);
             },
           }
         : {}),

@@ -15,9 +15,10 @@ import {
   type AcquiredLock,
   type HolderLedger,
   type LedgerItem,
+  type ReleaseLedger,
   type SweepLedger,
 } from '../../src/core/lease';
-import type { LockResult, OutcomeRecorder } from '../../src/core/model';
+import type { LockResult, OutcomeRecorder, ReleaseBasis } from '../../src/core/model';
 import type { MemoryLedger } from '../memory-ledger';
 import type { Rng } from './clock';
 import type { Coverage } from './coverage';
@@ -32,12 +33,20 @@ export interface LedgerLag {
 export interface ServiceObserver {
   /** A sweep's claim was applied (who claimed, the status it overwrote). */
   claimed?(lockId: string, by: string, from: LedgerItem): void;
+  /** A sweep's claim lost its version check (it read an older item, or someone wrote it since). */
+  claimLost?(lockId: string): void;
   /** A sweep closed an item EXPIRED. */
   closedExpired?(lockId: string, by: string): void;
-  /** A holder's heartbeat was refused: the item is no longer its own. */
-  takenOver?(lockId: string, holder: string | undefined): void;
   /** heartbeatAt a holder's write left in the item. */
   heartbeatWritten?(lockId: string, heartbeatAt: number): void;
+  /** The release path wrote an outcome: the item's status before and after, and whether it was forced. */
+  releaseRecorded?(
+    lockId: string,
+    by: string,
+    before: string | undefined,
+    after: string,
+    forced: boolean,
+  ): void;
 }
 
 const OPEN = new Set(['HELD', 'RELEASING', 'RELEASE_FAILED']);
@@ -107,7 +116,6 @@ export class ServiceLedger {
         } catch (error) {
           if (error instanceof LockLostError) {
             coverage.hit('holder.heartbeat.takenOver');
-            this.observer.takenOver?.(lockId, holder);
           }
           throw error;
         }
@@ -143,9 +151,13 @@ export class ServiceLedger {
         const claimed = await store.claim(read, leaseSeconds);
         if (claimed === undefined || fromCopy === undefined) {
           coverage.hit('sweep.claim.lost');
+          this.observer.claimLost?.(read.lockId);
           return claimed;
         }
         this.written(read.lockId);
+        if (fromCopy.status === 'RELEASE_FAILED' && fromCopy.forcedAt !== undefined) {
+          coverage.hit('sweep.claim.releaseFailedForced');
+        }
         coverage.hit(
           fromCopy.status === 'HELD'
             ? 'sweep.claim.held'
@@ -183,6 +195,30 @@ export class ServiceLedger {
           coverage.hit('sweep.close.lost');
         }
         return closed;
+      },
+    };
+  }
+
+  /** The release path's side: a consistent read, and the outcome written on the basis it decided from. */
+  release(by: string): ReleaseLedger {
+    const { store, coverage } = this;
+    return {
+      get: (lockId) => store.get(lockId),
+      record: async (result: LockResult, basis?: ReleaseBasis) => {
+        const before = this.current(result.lockId)?.status;
+        try {
+          await (basis ? store.record(result, basis) : store.record(result));
+        } catch (error) {
+          if (error instanceof LedgerConflictError) coverage.hit('release.record.failedConflict');
+          throw error;
+        }
+        this.written(result.lockId);
+        const after = this.current(result.lockId)?.status ?? 'absent';
+        if (basis?.read === 'absent') coverage.hit(`release.record.${result.outcome}.noItem`);
+        else if (basis?.read === 'unread') coverage.hit(`release.record.${result.outcome}.unread`);
+        else coverage.hit(`release.record.${result.outcome}`);
+        if (basis?.forced) coverage.hit('release.record.forced');
+        this.observer.releaseRecorded?.(result.lockId, by, before, after, basis?.forced ?? false);
       },
     };
   }

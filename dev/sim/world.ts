@@ -8,16 +8,17 @@ import { MemoryLedger } from '../memory-ledger';
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions } from '../../src/core/engine';
 import { LockLostError } from '../../src/core/errors';
 import { holderTiming, type HolderLedger, type HolderTiming, type SweepLedger } from '../../src/core/lease';
-import type { Clock, LockGateway } from '../../src/core/model';
+import type { Clock, LockGateway, LockRef } from '../../src/core/model';
 import { MIN_CLAIM_LEASE_SECONDS } from '../../src/core/sweep';
 import { AcquireAbortedError, LockHolder, type KooDriveLocks, type Lease } from '../../src/ledger/holder';
 import { runSweep } from './sweep-driver';
-import { Checker, OUT_OF_BAND, type LivenessSample, type Violation } from './checker';
+import { Checker, FORCED_SUFFIX, OUT_OF_BAND, type LivenessSample, type Violation } from './checker';
 import { Rng, Scheduler, SIM_EPOCH_MS, type Actor } from './clock';
 import { Coverage } from './coverage';
 import { FaultLog, Network, NO_FAULTS, koodrivePorts, ledgerPorts, type FaultRates } from './faults';
 import { KooDriveModel } from './koodrive-model';
 import { ServiceLedger } from './service-ledger';
+import { runRelease, type ReleaseRequest } from './release-driver';
 
 /** Ways to build a broken system from the outside (ports and wrappers only), for the checker's own tests. */
 export interface Variant {
@@ -28,6 +29,8 @@ export interface Variant {
   holderLedger?(ledger: HolderLedger, koodrive: KooDriveLocks): HolderLedger;
   /** The sweep's clock-skew allowance (default: the schedule's allowance). */
   sweepSkewAllowanceSeconds?(allowanceSeconds: number): number;
+  /** The release function without its live-lease check (the release path before it decided from the ledger). */
+  releaseWithoutLeaseCheck?: boolean;
   /** Wraps the sweep's ledger port (below the network: runs at the service). */
   sweepLedger?(ledger: SweepLedger, store: MemoryLedger): SweepLedger;
 }
@@ -66,6 +69,10 @@ const DRAIN_MS = 16 * MINUTE;
 export const SWEEP_PERIOD_MS = MINUTE;
 export const SWEEP_TIMEOUT_MS = 50_000;
 export const SWEEP_JITTER_MS = 2_000;
+/** The last stretch of a schedule in which no sweep is crashed or killed. */
+const CALM_MS = 5 * 60_000;
+/** The release function's Lambda timeout. */
+export const RELEASE_TIMEOUT_MS = 30_000;
 const KOODRIVE_TIMEOUT_MS = 5_000;
 const MODULES = ['100', '101', '102'];
 /** A renew answered this long after its heartbeat landed counts as late. */
@@ -95,6 +102,8 @@ interface Plan {
   ledgerOutage?: { from: number; ms: number };
   /** Short stretches in which every KooDrive renew fails: a renew then lands long after its heartbeat. */
   renewFlaps: Array<{ from: number; ms: number }>;
+  /** Release-function invocations (SQS batches and direct invokes) per minute of work. */
+  releaseRequestsPerMinute: number;
   /** Chance that a holder dies right after a renew that landed late (a retry after its heartbeat). */
   crashAfterLateRenew: number;
   /** Per hold: KooDrive drops the lock by itself meanwhile. */
@@ -132,6 +141,7 @@ function plan(rng: Rng): Plan {
     sweepLate: rng.pick([0, 0.05, 0.2]),
     sweepDuplicate: rng.pick([0, 0.05, 0.2]),
     sweepCrashMidRelease: rng.pick([0, 0, 0.1]),
+    releaseRequestsPerMinute: rng.pick([0, 1, 3]),
     revive: rng.chance(0.5),
     lag: {
       readLagMs: rng.pick([0, 0, 1000, 5000, 20_000]),
@@ -275,8 +285,10 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
       if (actor) checker.claimed(lockId, actor, from);
     },
     closedExpired: (lockId, by) => checker.closedExpired(lockId, by),
-    takenOver: (lockId) => checker.takenOver(lockId),
+    claimLost: (lockId) => checker.claimLost(lockId),
     heartbeatWritten: (lockId, at) => checker.heartbeatWritten(lockId, at),
+    releaseRecorded: (lockId, by, before, after, forced) =>
+      checker.releaseRecorded(lockId, by, before, after, forced),
   });
   const hash = new TraceHash();
   const trace: string[] | undefined = options.trace ? [] : undefined;
@@ -347,6 +359,10 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
         if (op === 'ledger.recordAcquired' || op === 'ledger.recordHeartbeat') {
           checker.ledgerAck(a, lockId, sentAt);
         }
+      },
+      // The holder learned that its item is someone else's now.
+      failed: (_, op, lockId, error) => {
+        if (op === 'ledger.recordHeartbeat' && error instanceof LockLostError) checker.takenOver(lockId);
       },
     });
     const ledger = variant.holderLedger ? variant.holderLedger(networkLedger, koodrive) : networkLedger;
@@ -482,8 +498,11 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
   const sweepRng = rng.fork();
   const firstSweep = SIM_EPOCH_MS + sweepRng.int(0, SWEEP_PERIOD_MS);
   const invoke = (tickAt: number, startAt: number, late: boolean, duplicate: boolean): void => {
-    const crashAfterClaim = sweepRng.chance(p.sweepCrashAfterClaim);
-    const killAfter = sweepRng.chance(p.sweepKilled) ? sweepRng.int(0, SWEEP_TIMEOUT_MS) : undefined;
+    // The last minutes are calm for the sweep: what it left behind is judged at the end.
+    const calm = startAt > end - CALM_MS;
+    const crashAfterClaim = sweepRng.chance(p.sweepCrashAfterClaim) && !calm;
+    const killed = sweepRng.chance(p.sweepKilled) && !calm;
+    const killAfter = killed ? sweepRng.int(0, SWEEP_TIMEOUT_MS) : undefined;
     const invocationRng = sweepRng.fork();
     scheduler.at(startAt, () => {
       sweeps += 1;
@@ -532,7 +551,7 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
       // The sweep dies mid-release now and then: its DELETE is on its way, its outcome write never happens.
       const gateway: LockGateway = {
         release: (lock) => {
-          if (crashRng.chance(p.sweepCrashMidRelease)) {
+          if (crashRng.chance(p.sweepCrashMidRelease) && !calm) {
             scheduler.after(crashRng.int(0, 3_000), () => disrupt('sweep.crashMidRelease'));
           }
           return ports.release(lock);
@@ -576,6 +595,80 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
     invoke(at, startAt, late, false);
     // EventBridge delivers at least once: now and then the same tick invokes the sweep twice.
     if (sweepRng.chance(p.sweepDuplicate)) invoke(at, startAt + sweepRng.int(0, 200), false, true);
+  }
+
+  // ---- release requests (SQS and direct invokes of the release function) ----
+
+  const releaseRng = rng.fork();
+  let releases = 0;
+  /** 1–3 locks to ask for: live ones, stopped holders' ones, and ones the ledger never knew (or KooDrive never had). */
+  const pickLocks = (): LockRef[] => {
+    const records = [...checker.records.values()];
+    const live = records.filter((r) => r.working && !r.settled && !r.proc.actor.dead);
+    const stopped = records.filter((r) => r.crashedAt !== undefined || r.returnedAt !== undefined);
+    // A lock the ledger never had whose ID someone else could know: its holder gave up recording it (an aborted
+    // acquire). (A lock between its create and its record is known to its holder alone.)
+    const unknown = records.filter((r) => r.lastHeartbeatAt === undefined && r.returnedAt !== undefined);
+    return Array.from({ length: releaseRng.int(1, 3) }, () => {
+      const roll = releaseRng.next();
+      const from = roll < 0.4 ? live : roll < 0.75 ? stopped : unknown;
+      if (from.length === 0 || releaseRng.chance(0.15)) {
+        return { lockId: `never${releaseRng.int(1, 99)}@100`, userId: releaseRng.pick(users) };
+      }
+      const { lock } = releaseRng.pick(from);
+      return { lockId: lock.lockId, userId: lock.userId };
+    });
+  };
+  const invokeRelease = (): void => {
+    releases += 1;
+    const via = releaseRng.chance(0.6) ? 'sqs' : 'direct';
+    // An operator forces a direct invoke now and then; a force key in an SQS body must be refused.
+    const force = releaseRng.chance(via === 'direct' ? 0.3 : 0.05);
+    const request: ReleaseRequest = { via, force, locks: pickLocks() };
+    const name = `release${releases}${via === 'direct' && force ? FORCED_SUFFIX : ''}`;
+    const actor = scheduler.actor(name, { skewMs: sweepSkewMs });
+    const startedAt = scheduler.now;
+    scheduler.after(RELEASE_TIMEOUT_MS, () => actor.crash());
+    const invocationRng = releaseRng.fork();
+    const ports = koodrivePorts(net, invocationRng.fork(), model, actor, KOODRIVE_TIMEOUT_MS);
+    note(`${name} asks ${via}${force ? ' (force)' : ''} for ${request.locks.map((l) => l.lockId).join(' ')}`);
+    void runRelease(request, name, {
+      ledger: ledgerPorts(net, actor, service.release(name)),
+      clock: actor.clock,
+      random: invocationRng.fork().next,
+      gateway: ports,
+      remainingMs: () => startedAt + RELEASE_TIMEOUT_MS - actor.clock.monotonic(),
+      clockSkewSeconds: p.allowanceSeconds,
+      checkLeases: !variant.releaseWithoutLeaseCheck,
+      options: { ...DEFAULT_ENGINE_OPTIONS, attemptTimeoutMs: KOODRIVE_TIMEOUT_MS },
+      onResult: (result) => {
+        checker.releaseReported(name, result.lockId, result.outcome);
+        if (result.outcome === 'failed') {
+          const kind = result.error?.kind ?? 'unknown';
+          coverage.hit(
+            kind === 'invalid-input' && result.error?.message.includes('force')
+              ? 'release.sqsForceRefused'
+              : result.attempts === 0 && result.error?.message.includes('could not be read')
+                ? 'release.unreadable'
+                : `release.failed.${kind}`,
+          );
+        } else {
+          coverage.hit(`release.${result.outcome}${force && via === 'direct' ? '.forced' : ''}`);
+        }
+      },
+    }).then(
+      () => actor.crash(),
+      (error: unknown) => {
+        note(`${name} failed: ${(error as Error).name}`);
+        actor.crash();
+      },
+    );
+  };
+  if (p.releaseRequestsPerMinute > 0) {
+    const count = Math.round((p.releaseRequestsPerMinute * WORK_MS) / MINUTE);
+    for (let i = 0; i < count; i += 1) {
+      scheduler.at(SIM_EPOCH_MS + releaseRng.int(0, WORK_MS), invokeRelease);
+    }
   }
 
   if (options.stopAtViolation) {
