@@ -4,22 +4,45 @@
  *
  * - exclusion: whenever a holder's work passes `assertHeld()`, its KooDrive lock is live in the model, and no
  *   other holder of the same user and module passes `assertHeld()` after it took over (held intervals never
- *   overlap);
+ *   overlap). A lock KooDrive itself dropped (out of band) is exempt until its holder was told so by a renew
+ *   refusal; after that refusal, passing `assertHeld()` is a violation;
  * - no false release: a sweep's DELETE never frees the lock of a holder that is alive, still working, and within
  *   its safe time, measured here on true time: the start of its last ledger write (acquire or heartbeat) it saw
  *   succeed before its previous safe time ran out + safe time, and never later than the start of its last
  *   KooDrive create or renew it saw succeed + 600 s − margin;
- * - liveness: a crashed holder's lock is freed within the bound (see `livenessBound`);
+ * - liveness: the lock of every holder that stopped (crashed, or returned from hold() with the lock still live:
+ *   a failed release, a lost lease, a takeover) is freed within the bound (see `livenessBound`);
+ * - no leak: a holder that returns from hold() has freed its lock, unless it saw its release fail or a takeover;
+ *   and a lock the ledger knew is never left to KooDrive's own 10-minute expiry while an undisturbed sweep ran in
+ *   time to free it (expiry would otherwise hide every leak);
+ * - every EXPIRED close is checked against the model: KooDrive's lock is no longer live when it is closed;
+ * - claims are exclusive: no sweep claims a lock another sweep claimed while that sweep still runs;
  * - a lost lease is never renewed: when a holder sends a KooDrive renew, its ledger item is still its own HELD item;
- * - quiescence: at the end, after a long stretch without new work, no item is HELD or RELEASING and no KooDrive
- *   lock of a finished or dead holder is still live.
+ * - quiescence: at the end, after a long stretch without new work, no item is HELD, RELEASING or RELEASE_FAILED
+ *   and no KooDrive lock of a finished or dead holder is still live.
  */
 import type { HolderTiming } from '../../src/core/lease';
 import type { Actor, Scheduler } from './clock';
 import { LOCK_MS, type KooDriveModel, type ModelLock } from './koodrive-model';
 
+/** Who releases a lock out of band in KooDrive (a user's other device, support): no protocol actor. */
+export const OUT_OF_BAND = 'koodrive-console';
+/** The name of a release invocation an operator forced (`"force": true`) ends so. */
+export const FORCED_SUFFIX = '-force';
+const isForced = (by: string | undefined): boolean => by?.endsWith(FORCED_SUFFIX) ?? false;
+
 export interface Violation {
-  property: 'exclusion' | 'no-false-release' | 'liveness' | 'quiescence' | 'lost-lease-renewed';
+  property:
+    | 'exclusion'
+    | 'no-false-release'
+    | 'liveness'
+    | 'leak'
+    | 'expired-close'
+    | 'double-claim'
+    | 'quiescence'
+    | 'lost-lease-renewed'
+    | 'live-lease-overwritten'
+    | 'false-report';
   at: number;
   message: string;
 }
@@ -48,6 +71,16 @@ export interface LockRecord {
   settled: boolean;
   /** True time the holder crashed while this lock was not yet freed. */
   crashedAt?: number;
+  /** True time hold() returned (or gave up on an aborted acquire) with this lock. */
+  returnedAt?: number;
+  /** True time a renew refusal reached the holder. */
+  refusedAt?: number;
+  /** A heartbeat of the holder was refused: the item is someone else's now. */
+  takenOver?: boolean;
+  /** The holder saw one of its KooDrive releases of this lock fail. */
+  releaseFailed?: boolean;
+  /** Sweep claims of this lock that lost their version check (an eventually consistent read, a write since). */
+  lostClaims?: number;
 }
 
 export interface LivenessSample {
@@ -73,6 +106,8 @@ export interface CheckerOptions {
   releaseSlackMs: number;
   /** The longest lease a sweep's claim takes (its remaining time, at least the sweep's minimum claim lease). */
   claimLeaseMs: number;
+  /** The longest the sweep index lags behind the items. */
+  indexLagMs: number;
 }
 
 export class Checker {
@@ -81,6 +116,14 @@ export class Checker {
   readonly liveness: LivenessSample[] = [];
   /** Sweeps that were disrupted: their start, and the crash, the end of a faulted run, or a late start (true time). */
   readonly disruptedSweeps: Array<{ startedAt: number; at: number }> = [];
+  /** Every sweep invocation's start (true time). */
+  readonly sweepStarts: number[] = [];
+  /** Each lock's latest claim: the sweep that wrote it and the item's version it left. */
+  private readonly claims = new Map<string, { by: Actor; version: number }>();
+  /** Locks an operator forced the release of (the ledger item carries forcedAt): no lease protects them any more. */
+  private readonly forced = new Set<string>();
+  /** Locks whose DELETE by a sweep was answered with a failure (KooDrive down for the sweep). */
+  private readonly sweepDeleteFailed = new Set<string>();
   private readonly procs = new Map<string, HolderProc>();
   /** Per user+module: the lock that last passed assertHeld(), and the locks another one took over from. */
   private readonly current = new Map<string, string>();
@@ -110,7 +153,8 @@ export class Checker {
 
   released(lock: ModelLock, by: string, at: number): void {
     const record = this.records.get(lock.lockId);
-    if (record === undefined || by === record.proc.actor.name) return;
+    if (record === undefined || by === record.proc.actor.name || by === OUT_OF_BAND) return;
+    if (isForced(by) || this.forced.has(lock.lockId)) return;
     if (record.proc.actor.dead || !record.known || record.settled) return;
     const deadline = this.deadline(record);
     if (deadline !== undefined && at < deadline) {
@@ -174,6 +218,23 @@ export class Checker {
     const record = this.records.get(lockId);
     if (record === undefined) return;
     const { lock } = record;
+    if (record.refusedAt !== undefined) {
+      this.violate(
+        'exclusion',
+        `${record.proc.actor.name} passed assertHeld() on ${lockId} ${fmt(this.scheduler.now - record.refusedAt)} after KooDrive refused to renew it`,
+      );
+      return;
+    }
+    if (record.takenOver) {
+      this.violate(
+        'exclusion',
+        `${record.proc.actor.name} passed assertHeld() on ${lockId} after the ledger refused its heartbeat`,
+      );
+      return;
+    }
+    // KooDrive dropped it by itself, or an operator forced its release: the holder cannot know before its next
+    // heartbeat is refused (by the ledger, or by KooDrive).
+    if (lock.releasedBy === OUT_OF_BAND || isForced(lock.releasedBy) || this.forced.has(lockId)) return;
     if (!this.model.isLive(lock)) {
       this.violate(
         'exclusion',
@@ -197,13 +258,138 @@ export class Checker {
   }
 
   /** A holder sends a KooDrive renew: its ledger item must still be its own HELD item (a lost lease is never renewed). */
-  renewing(actor: Actor, lockId: string, item: { status: string; holder?: string } | undefined): void {
+  renewing(
+    actor: Actor,
+    lockId: string,
+    item: { status: string; holder?: string; forcedAt?: number } | undefined,
+  ): void {
     if (item === undefined || (item.status === 'HELD' && item.holder === actor.name)) return;
+    // An operator forced its release: the holder learns it at its next heartbeat, renewing until then.
+    if (item.forcedAt !== undefined) return;
     this.violate(
       'lost-lease-renewed',
       `${actor.name} renews ${lockId} in KooDrive although its ledger item is ${item.status}${
         item.status === 'HELD' ? ` by ${item.holder ?? 'nobody'}` : ''
       }`,
+    );
+  }
+
+  /** A renew or release answer reached the holder `actor`. */
+  holderAnswered(
+    actor: Actor,
+    op: 'renew' | 'release',
+    lockId: string,
+    answer: { ok: true } | { ok: false; kind: string },
+  ): void {
+    const record = this.records.get(lockId);
+    if (record === undefined || record.proc.actor !== actor || answer.ok) return;
+    if (op === 'release') record.releaseFailed = true;
+    else if (answer.kind === 'permanent' || answer.kind === 'invalid-input') {
+      record.refusedAt ??= this.scheduler.now;
+    }
+  }
+
+  /** A sweep's DELETE of the lock was answered with a failure. */
+  sweepDeleteAnswered(lockId: string, ok: boolean): void {
+    if (!ok) this.sweepDeleteFailed.add(lockId);
+  }
+
+  /** A sweep's claim of the lock lost its version check: the lock waits for the next sweep. */
+  claimLost(lockId: string): void {
+    const record = this.records.get(lockId);
+    if (record) record.lostClaims = (record.lostClaims ?? 0) + 1;
+  }
+
+  /** The holder reported a release it could not complete (onReleaseError, or an acquire it could not undo). */
+  releaseFailed(lockId: string): void {
+    const record = this.records.get(lockId);
+    if (record) record.releaseFailed = true;
+  }
+
+  /** The holder's heartbeat was refused by the ledger: someone else owns the item now. */
+  takenOver(lockId: string): void {
+    const record = this.records.get(lockId);
+    if (record) record.takenOver = true;
+  }
+
+  /**
+   * hold() returned (or threw) for this lock while its process lives on: the holder released it, or saw its release
+   * fail, or was taken over (the new owner releases it). Anything else is a leak the sweep would only hide.
+   */
+  holdReturned(actor: Actor, lockId: string): void {
+    const record = this.records.get(lockId);
+    if (record === undefined || record.proc.actor !== actor) return;
+    record.returnedAt = this.scheduler.now;
+    if (!this.model.isLive(record.lock) || record.takenOver || record.releaseFailed) return;
+    this.violate(
+      'leak',
+      `${actor.name} returned from hold() with ${lockId} still live in KooDrive, without a failed release or a takeover`,
+    );
+  }
+
+  /**
+   * The release path wrote an outcome over the item (`before` → `after`): never RELEASE_FAILED over the HELD item of
+   * a holder whose lease is live, unless an operator forced it.
+   */
+  releaseRecorded(
+    lockId: string,
+    by: string,
+    before: string | undefined,
+    after: string,
+    forced: boolean,
+  ): void {
+    if (forced) this.forced.add(lockId);
+    const record = this.records.get(lockId);
+    if (record === undefined || forced || before !== 'HELD' || after !== 'RELEASE_FAILED') return;
+    const deadline = this.deadline(record);
+    const live =
+      !record.proc.actor.dead && !record.settled && deadline !== undefined && this.scheduler.now < deadline;
+    if (live) {
+      this.violate(
+        'live-lease-overwritten',
+        `${by} wrote RELEASE_FAILED over the HELD item of ${record.proc.actor.name}, ${fmt(deadline - this.scheduler.now)} before its safe time ended`,
+      );
+    }
+  }
+
+  /** The release path reported an outcome: a lock reported released is not live in KooDrive. */
+  releaseReported(by: string, lockId: string, outcome: string): void {
+    if (outcome !== 'released' && outcome !== 'alreadyReleased') return;
+    const lock = this.model.locks.get(lockId);
+    if (lock === undefined || !this.model.isLive(lock)) return;
+    this.violate('false-report', `${by} reported ${lockId} ${outcome}, but KooDrive keeps it live`);
+  }
+
+  /** A sweep invocation starts (true time). */
+  sweepStarted(startedAt: number): void {
+    this.sweepStarts.push(startedAt);
+  }
+
+  /** A sweep's claim was applied over `from` (the item as it was). */
+  claimed(lockId: string, by: Actor, from: { status: string; version: number }): void {
+    const previous = this.claims.get(lockId);
+    if (
+      previous !== undefined &&
+      from.status === 'RELEASING' &&
+      from.version === previous.version &&
+      previous.by !== by &&
+      !previous.by.dead
+    ) {
+      this.violate(
+        'double-claim',
+        `${by.name} claimed ${lockId} over the claim of ${previous.by.name}, which still runs`,
+      );
+    }
+    this.claims.set(lockId, { by, version: from.version + 1 });
+  }
+
+  /** A sweep closed the item EXPIRED: KooDrive's lock must not be live any more. */
+  closedExpired(lockId: string, by: string): void {
+    const lock = this.model.locks.get(lockId);
+    if (lock === undefined || !this.model.isLive(lock)) return;
+    this.violate(
+      'expired-close',
+      `${by} closed ${lockId} EXPIRED while KooDrive keeps it live for another ${fmt(lock.expiresAt - this.scheduler.now)}`,
     );
   }
 
@@ -215,7 +401,10 @@ export class Checker {
     }
   }
 
-  /** A sweep was disrupted: it crashed or was killed now, or ended now after an injected fault, or started late now. */
+  /**
+   * A sweep was disrupted: it crashed or was killed now, or ended now after an injected fault, or started late now
+   * (then `startedAt` is the tick it was due at).
+   */
   sweepDisrupted(startedAt: number): void {
     this.disruptedSweeps.push({ startedAt, at: this.scheduler.now });
   }
@@ -232,29 +421,45 @@ export class Checker {
    */
   livenessBound(record: LockRecord, basis: number, disrupted: number): number {
     const o = this.options;
-    const staleAt =
-      basis + record.proc.timing.leaseMs + o.skewAllowanceMs + (record.proc.actor.skewMs - o.sweepSkewMs);
     return (
-      Math.max(staleAt, record.lastHeartbeatLandedAt ?? staleAt) +
+      this.visibleAt(record, basis) +
       o.sweepPeriodMs +
       o.sweepJitterMs +
       o.releaseSlackMs +
-      disrupted * (o.claimLeaseMs + o.skewAllowanceMs + o.sweepPeriodMs + o.sweepJitterMs)
+      disrupted * (o.claimLeaseMs + o.skewAllowanceMs + o.sweepPeriodMs + o.sweepJitterMs) +
+      (record.lostClaims ?? 0) * (o.sweepPeriodMs + o.sweepJitterMs)
     );
   }
 
-  /** At the end of the schedule: liveness of every crashed holder's lock, and quiescence. */
-  finish(openItems: Iterable<{ lockId: string; status: string }>): void {
+  /**
+   * When the item is stale by the sweep's clock and listed by the index: the later of its last heartbeat reading
+   * + lease + skew allowance + (holder skew − sweep skew) and the time that write landed + the index's lag.
+   */
+  private visibleAt(record: LockRecord, basis: number): number {
+    const o = this.options;
+    const staleAt =
+      basis + record.proc.timing.leaseMs + o.skewAllowanceMs + (record.proc.actor.skewMs - o.sweepSkewMs);
+    return Math.max(staleAt, (record.lastHeartbeatLandedAt ?? staleAt) + o.indexLagMs);
+  }
+
+  /**
+   * At the end of the schedule: liveness of every stopped holder's lock (crashed, or hold() returned with the lock
+   * live), no lock the ledger knew left to KooDrive's expiry, and quiescence.
+   */
+  finish(openItems: Iterable<{ lockId: string; status: string; sweepShard?: string }>): void {
     const now = this.scheduler.now;
     for (const record of this.records.values()) {
-      if (record.crashedAt === undefined) continue;
+      const stoppedAt = record.crashedAt ?? record.returnedAt;
+      if (stoppedAt === undefined) continue;
       const lockId = record.lock.lockId;
       const freedAt = this.model.freedAt(lockId);
+      const lock = this.model.locks.get(lockId);
+      const byExpiry = lock?.releasedAt === undefined || lock.releasedAt > lock.expiresAt;
       if (record.lastHeartbeatAt === undefined) {
         // Never reached the ledger: only KooDrive's own expiry frees it.
         if (freedAt === undefined) {
           this.violate('liveness', `${lockId} never reached the ledger and is still live at the end`);
-        } else {
+        } else if (record.crashedAt !== undefined) {
           this.liveness.push({
             lockId,
             leaseSeconds: record.proc.timing.leaseMs / 1000,
@@ -271,33 +476,37 @@ export class Checker {
       // A disrupted sweep that ran while the lock waited (from its heartbeat to its freeing) may have delayed it.
       const disrupted = this.disruptedSweeps.filter((d) => d.at >= basis && d.startedAt <= end).length;
       const bound = this.livenessBound(record, basis, disrupted) - basis;
+      const who = `${record.crashedAt !== undefined ? 'crashed' : 'stopped'} holder ${record.proc.actor.name}`;
+      // Still live, but its bound has not run out when the schedule ends: nothing to judge.
+      if (freedAt === undefined && now - basis <= bound) continue;
       if (freedAt === undefined || freedAt - basis > bound) {
         this.violate(
           'liveness',
-          `${lockId} of crashed holder ${record.proc.actor.name} ${
+          `${lockId} of ${who} ${
             freedAt === undefined
               ? 'is still live at the end'
               : `was freed ${fmt(freedAt - basis)} after its last heartbeat`
-          }; bound ${fmt(bound)} (${disrupted} disrupted sweep(s))${
-            freedAt !== undefined && this.model.locks.get(lockId)?.releasedAt === undefined
-              ? ', by KooDrive expiry'
-              : ''
-          }`,
+          }; bound ${fmt(bound)} (${disrupted} disrupted sweep(s))${byExpiry && freedAt !== undefined ? ', by KooDrive expiry' : ''}`,
         );
+      } else if (byExpiry && lock !== undefined) {
+        this.expiryLeak(record, basis, lock.expiresAt, who);
       }
-      if (freedAt !== undefined) {
+      if (freedAt !== undefined && record.crashedAt !== undefined) {
         this.liveness.push({
           lockId,
           leaseSeconds: record.proc.timing.leaseMs / 1000,
           ttfMs: freedAt - basis,
           boundMs: bound,
           extended: disrupted > 0,
-          byExpiry: this.model.locks.get(lockId)?.releasedAt === undefined,
+          byExpiry,
         });
       }
     }
     for (const item of openItems) {
-      if (item.status === 'HELD' || item.status === 'RELEASING') {
+      // An item the release path created for a lock the ledger never had is in no index: no sweep owns it (SQS
+      // redelivers the request; an operator reads the report).
+      if (item.status === 'RELEASE_FAILED' && item.sweepShard === undefined) continue;
+      if (item.status === 'HELD' || item.status === 'RELEASING' || item.status === 'RELEASE_FAILED') {
         const record = this.records.get(item.lockId);
         if (record && !record.proc.actor.dead && !record.settled) continue;
         this.violate(
@@ -314,6 +523,31 @@ export class Checker {
         `KooDrive lock ${record.lock.lockId} of ${record.proc.actor.name} is still live at the end`,
       );
     }
+  }
+
+  /**
+   * A lock the ledger knew was freed by KooDrive's expiry: a leak, unless no sweep could have freed it first (every
+   * sweep that started between the item turning visible and the expiry was disrupted, or a sweep's DELETE of it
+   * failed: KooDrive was down for the sweep).
+   */
+  private expiryLeak(record: LockRecord, basis: number, expiresAt: number, who: string): void {
+    const lockId = record.lock.lockId;
+    if (this.sweepDeleteFailed.has(lockId)) return;
+    const o = this.options;
+    const from = this.visibleAt(record, basis);
+    const until = expiresAt - o.releaseSlackMs;
+    const disrupted = new Set(this.disruptedSweeps.map((d) => d.startedAt));
+    // A disrupted sweep may have left a claim that keeps the next sweeps off the item until its lease ran out.
+    const blocked = (at: number) =>
+      this.disruptedSweeps.some((d) => at >= d.startedAt && at <= d.at + o.claimLeaseMs + o.skewAllowanceMs);
+    const fair = this.sweepStarts.filter(
+      (at) => at >= from && at <= until && !disrupted.has(at) && !blocked(at),
+    );
+    if (fair.length === 0) return;
+    this.violate(
+      'leak',
+      `${lockId} of ${who} was left to KooDrive's expiry ${fmt(expiresAt - basis)} after its last heartbeat, although ${fair.length} undisturbed sweep(s) ran after it was stale`,
+    );
   }
 }
 

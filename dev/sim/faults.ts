@@ -29,6 +29,11 @@ export interface FaultRates {
   error: number;
   /** KooDrive only: not applied, 429 with Retry-After. */
   throttle: number;
+  /**
+   * Ledger writes only: applied twice, the second copy (the same request, as an SDK retry after a lost answer
+   * sends it) landing seconds later.
+   */
+  duplicate?: number;
 }
 
 export const NO_FAULTS: FaultRates = {
@@ -59,6 +64,8 @@ const asError = (error: unknown): Error => (error instanceof Error ? error : new
 
 interface CallSpec<T> {
   service: 'koodrive' | 'ledger';
+  /** The lock the call is about, for the trace. */
+  subject?: string;
   /** Runs at the service when the request arrives. */
   apply: () => T | Promise<T>;
   /** KooDrive: the client's attempt timeout and what it answers; absent (ledger): a lost call hangs. */
@@ -78,6 +85,12 @@ export class Network {
   onCall: ((actor: Actor, what: string) => void) | undefined;
   /** Told of every fault injected into a call, with the caller. */
   onFault: ((actor: Actor, kind: string) => void) | undefined;
+  /**
+   * Outage bursts: true when this call fails because its service is down for this caller now (a KooDrive renew
+   * outage for one holder, the ledger down for everyone, KooDrive down for the sweep). The call is not applied and
+   * its caller sees a retryable error.
+   */
+  outage: ((actor: Actor, what: string, subject?: string) => 'down' | 'slow' | undefined) | undefined;
 
   constructor(
     private readonly scheduler: Scheduler,
@@ -92,22 +105,29 @@ export class Network {
   }
 
   call<T>(actor: Actor, what: string, spec: CallSpec<T>): Promise<T> {
-    this.onCall?.(actor, what);
+    this.onCall?.(actor, spec.subject === undefined ? what : `${what} ${spec.subject}`);
     const { rng, faults, scheduler } = this;
     const rates = this.rates[spec.service];
     const sentAt = scheduler.now;
     const callerNow = actor.clock.now();
-    const delayed = rng.chance(rates.delay);
+    const outage = this.outage?.(actor, what, spec.subject);
+    const down = outage === 'down';
+    const delayed = outage === 'slow' || rng.chance(rates.delay);
     if (delayed) {
       faults.add(`${spec.service}.delay`);
       this.onFault?.(actor, 'delay');
     }
-    const out = this.latency(spec.service, delayed);
+    // A slow path (an outage's 'slow'): seconds late, yet within the client's timeout when it can be.
+    const out =
+      outage === 'slow' && spec.timeout
+        ? rng.int(1_000, spec.timeout.ms)
+        : this.latency(spec.service, delayed);
     const back = this.latency(spec.service, delayed && rng.chance(0.5));
     const roll = rng.next();
     let p = rates.lostRequest;
-    const fault =
-      roll < p
+    const fault = down
+      ? 'error'
+      : roll < p
         ? 'lostRequest'
         : roll < (p += rates.lostResponse)
           ? 'lostResponse'
@@ -119,8 +139,8 @@ export class Network {
                 ? 'throttle'
                 : undefined;
     if (fault !== undefined) {
-      faults.add(`${spec.service}.${fault}`);
-      this.onFault?.(actor, fault);
+      if (!down) faults.add(`${spec.service}.${fault}`);
+      this.onFault?.(actor, down ? 'outage' : fault);
     }
 
     return new Promise<T>((resolve, reject) => {
@@ -156,10 +176,22 @@ export class Network {
           actor,
         );
       }
-      if (fault === 'lostRequest') return;
+      // A KooDrive request still on its way when its client gives up is never applied: the client closed the
+      // connection (the protocol assumes a call lands within the client's timeout, DESIGN §5).
+      if (fault === 'lostRequest' || sentAt + out >= timeoutAt) return;
       if (fault === 'error' || fault === 'throttle') {
         answer(sentAt + out + back, () => spec.error(fault));
         return;
+      }
+      if (spec.service === 'ledger' && what !== 'ledger.openItems' && rng.chance(rates.duplicate ?? 0)) {
+        faults.add('ledger.duplicate');
+        scheduler.at(sentAt + rng.int(1_000, 30_000), () => {
+          this.ledgerCallerNow = callerNow;
+          // The copy's answer goes nowhere: its caller took the first one.
+          void Promise.resolve()
+            .then(() => spec.apply())
+            .catch(() => undefined);
+        });
       }
       // The request arrives and is applied, whether or not its caller is still there to hear the answer.
       scheduler.at(sentAt + out, () => {
@@ -217,6 +249,12 @@ export interface KooDriveCallObserver {
   renewing?(lockId: string): void;
   /** A create or renew the caller saw succeed; sentAt is when it started (true time). */
   acknowledged?(actor: Actor, op: 'create' | 'renew', lockId: string, sentAt: number): void;
+  /** Any answer to a renew or release handed to the caller: succeeded, or the error's kind (a timeout is retryable). */
+  answered?(
+    op: 'renew' | 'release',
+    lockId: string,
+    answer: { ok: true } | { ok: false; kind: string },
+  ): void;
 }
 
 export function koodrivePorts(
@@ -238,10 +276,22 @@ export function koodrivePorts(
     // Applied, but the answer is lost: the client sees a gateway error or its timeout.
     ambiguous: (): Settled<T> => (rng.chance(0.5) ? failure<T>('error') : { value: timedOut<T>() }),
   });
+  const told =
+    (op: 'renew' | 'release', lockId: string) =>
+    (answer: Settled<{ ok: true } | { ok: false; error: LockError }>): void => {
+      if (!('value' in answer)) return;
+      observer.answered?.(
+        op,
+        lockId,
+        answer.value.ok ? { ok: true } : { ok: false, kind: answer.value.error.kind },
+      );
+    };
   const releaseLock = (lock: LockRef): Promise<AttemptOutcome> =>
     net.call(actor, 'kd.release', {
       ...common<AttemptOutcome>(),
+      subject: lock.lockId,
       apply: () => model.release(lock, actor.name),
+      delivered: told('release', lock.lockId),
     });
   return {
     createLock: (userId, moduleCode) =>
@@ -258,8 +308,10 @@ export function koodrivePorts(
       observer.renewing?.(lock.lockId);
       return net.call(actor, 'kd.renew', {
         ...common<RenewAnswer>(),
+        subject: lock.lockId,
         apply: () => model.renew(lock, actor.name),
         delivered: (answer, sentAt) => {
+          told('renew', lock.lockId)(answer);
           if ('value' in answer && answer.value.ok) {
             observer.acknowledged?.(actor, 'renew', lock.lockId, sentAt);
           }
@@ -284,6 +336,8 @@ export class SimulatedLedgerError extends Error {
 export interface LedgerCallObserver {
   /** A holder ledger write (recordAcquired / recordHeartbeat) the caller saw succeed. */
   acknowledged?(actor: Actor, op: string, lockId: string, sentAt: number): void;
+  /** A ledger call about a lock the caller saw fail, with the error it got. */
+  failed?(actor: Actor, op: string, lockId: string, error: Error): void;
 }
 
 /** Wraps every method of a ledger port so each call goes through the network as `actor`. */
@@ -303,11 +357,13 @@ export function ledgerPorts<L extends object>(
   const call = <T>(what: string, apply: () => Promise<T>, lockId?: string): Promise<T> =>
     net.call<T>(actor, what, {
       ...spec,
+      ...(lockId !== undefined ? { subject: lockId } : {}),
       apply,
       ...(lockId !== undefined
         ? {
             delivered: (answer: Settled<T>, sentAt: number) => {
               if ('value' in answer) observer.acknowledged?.(actor, what, lockId, sentAt);
+              else observer.failed?.(actor, what, lockId, answer.error);
             },
           }
         : {}),
@@ -325,7 +381,8 @@ export function ledgerPorts<L extends object>(
         return (claimed: unknown): OutcomeRecorder => {
           const recorder = method.call(ledger, claimed) as OutcomeRecorder;
           return {
-            record: (result: LockResult) => call('ledger.claimRecord', () => recorder.record(result)),
+            record: (result: LockResult) =>
+              call('ledger.claimRecord', () => recorder.record(result), result.lockId),
           };
         };
       }

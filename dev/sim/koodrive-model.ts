@@ -2,7 +2,9 @@
  * KooDrive's backup locks in memory, on the simulation's true time: one live lock per (user, module), a lock lives
  * 10 minutes from its creation or last renewal, renew and release. The semantics follow the emulator
  * (dev/koodrive-emulator.ts): renew of an expired but unreleased lock revives it (unless the user took another lock
- * for the module meanwhile), release of an expired, released or unknown lock is "does not exist".
+ * for the module meanwhile), release of an expired, released or unknown lock is "does not exist". The public
+ * documentation does not say whether a renew revives an expired lock, so a schedule runs the model either way
+ * (`revive`): without it, a renew of an expired lock is "does not exist".
  *
  * Answers have the shapes the production client (src/koodrive/client.ts) gives for the emulator's HTTP answers;
  * the network in front of the model (faults.ts) adds timeouts, 5xx and 429.
@@ -33,6 +35,8 @@ export interface KooDriveObserver {
   created?(lock: ModelLock, by: string): void;
   released?(lock: ModelLock, by: string, at: number): void;
   renewed?(lock: ModelLock, by: string, at: number): void;
+  /** Every answer, by operation and kind (the coverage counts). */
+  answered?(branch: string, lockId: string): void;
 }
 
 const heldError = (): LockError => ({
@@ -48,7 +52,11 @@ export class KooDriveModel {
   private counter = 0;
   observer: KooDriveObserver = {};
 
-  constructor(private readonly now: () => number) {}
+  constructor(
+    private readonly now: () => number,
+    /** Whether a renew revives an expired lock nobody replaced (the emulator's behaviour). */
+    readonly revive = true,
+  ) {}
 
   isLive(lock: ModelLock, at = this.now()): boolean {
     return lock.releasedAt === undefined && at < lock.expiresAt;
@@ -87,6 +95,7 @@ export class KooDriveModel {
   renew(ref: LockRef, by: string): RenewAnswer {
     const lock = this.locks.get(ref.lockId);
     if (!lock || lock.userId !== ref.userId || lock.releasedAt !== undefined) {
+      this.observer.answered?.('koodrive.renew.goneRefused', ref.lockId);
       return {
         ok: false,
         error: { kind: 'permanent', message: 'lock no longer exists', httpStatus: 400, code: NOT_FOUND_CODE },
@@ -94,7 +103,19 @@ export class KooDriveModel {
     }
     const at = this.now();
     const other = this.liveFor(lock.userId, lock.moduleCode, at);
-    if (other && other !== lock) return { ok: false, error: heldError() };
+    if (other && other !== lock) {
+      this.observer.answered?.('koodrive.renew.replacedRefused', ref.lockId);
+      return { ok: false, error: heldError() };
+    }
+    const expired = at >= lock.expiresAt;
+    if (expired && !this.revive) {
+      this.observer.answered?.('koodrive.renew.expiredRefused', ref.lockId);
+      return {
+        ok: false,
+        error: { kind: 'permanent', message: 'lock no longer exists', httpStatus: 400, code: NOT_FOUND_CODE },
+      };
+    }
+    this.observer.answered?.(expired ? 'koodrive.revive' : 'koodrive.renew.live', ref.lockId);
     lock.expiresAt = at + LOCK_MS;
     this.live.set(key(lock.userId, lock.moduleCode), lock);
     this.observer.renewed?.(lock, by, at);
@@ -105,8 +126,10 @@ export class KooDriveModel {
     const lock = this.locks.get(ref.lockId);
     const at = this.now();
     if (!lock || lock.userId !== ref.userId || !this.isLive(lock, at)) {
+      this.observer.answered?.('koodrive.release.gone', ref.lockId);
       return { ok: true, outcome: 'alreadyReleased' };
     }
+    this.observer.answered?.('koodrive.release.live', ref.lockId);
     lock.releasedAt = at;
     lock.releasedBy = by;
     this.observer.released?.(lock, by, at);

@@ -4,13 +4,15 @@
  * Runs N seeded schedules (seeds S, S+1, …; S random and printed when not given) of the deterministic simulation
  * (dev/sim/world.ts) and prints the schedules run, the faults injected, time-to-free against the bound and every
  * violation with the seed that replays it (`--schedules 1 --seed <seed> --verbose` prints its trace). Exits 1 on
- * any violation. Schedules run in worker threads (default: one per core). `--variant` runs one of the deliberately
+ * any violation, and when a protocol branch of dev/sim/coverage.ts never ran (not for --verbose replays or --variant
+ * runs). Schedules run in worker threads (default: one per core). `--variant` runs one of the deliberately
  * broken systems of dev/sim/variants.ts instead (the checker must then report violations).
  */
 import { availableParallelism } from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { BROKEN_VARIANTS } from './variants';
 import { runSchedule, type ScheduleResult } from './world';
+import { missingBranches } from './coverage';
 import { summarize, type Summary, emptySummary, mergeSummary, formatSummary } from './summary';
 
 interface Args {
@@ -124,6 +126,8 @@ async function main(): Promise<void> {
   const seconds = (performance.now() - started) / 1000;
   console.log(formatSummary(total, seconds, args.variant));
   if (total.violationCount > 0) process.exitCode = 1;
+  // A listed branch that never ran is a path this run proves nothing about (a replay or a variant is not judged so).
+  if (!args.verbose && !args.variant && missingBranches(total.coverage).length > 0) process.exitCode = 1;
 }
 
 if (isMainThread) {

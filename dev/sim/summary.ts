@@ -1,4 +1,5 @@
 /** Totals over many schedules, and how they are printed. */
+import { formatCoverage, mergeCounts } from './coverage';
 import type { ScheduleResult } from './world';
 
 export interface Summary {
@@ -8,6 +9,8 @@ export interface Summary {
   sweeps: number;
   stuckHolds: number;
   faults: Record<string, number>;
+  /** How often each protocol branch ran (coverage.ts). */
+  coverage: Record<string, number>;
   /** Time-to-free of crashed holders' locks, by lease (seconds) and kind, in ms. */
   ttf: Record<string, number[]>;
   /** How far below its bound each freeing stayed, the smallest (ms), by kind. */
@@ -26,6 +29,7 @@ export function emptySummary(): Summary {
     sweeps: 0,
     stuckHolds: 0,
     faults: {},
+    coverage: {},
     ttf: {},
     minSlackMs: {},
     violationCount: 0,
@@ -43,6 +47,7 @@ export function summarize(summary: Summary, result: ScheduleResult): void {
   summary.sweeps += result.sweeps;
   summary.stuckHolds += result.stuckHolds;
   for (const [kind, n] of result.faults.counts) summary.faults[kind] = (summary.faults[kind] ?? 0) + n;
+  mergeCounts(summary.coverage, result.coverage);
   for (const sample of result.liveness) {
     const kind = sample.byExpiry
       ? 'expiry (never reached the ledger)'
@@ -69,6 +74,7 @@ export function mergeSummary(a: Summary, b: Summary): Summary {
     out.sweeps += s.sweeps;
     out.stuckHolds += s.stuckHolds;
     for (const [k, n] of Object.entries(s.faults)) out.faults[k] = (out.faults[k] ?? 0) + n;
+    mergeCounts(out.coverage, Object.entries(s.coverage));
     for (const [k, xs] of Object.entries(s.ttf)) (out.ttf[k] ??= []).push(...xs);
     for (const [k, n] of Object.entries(s.minSlackMs))
       out.minSlackMs[k] = Math.min(out.minSlackMs[k] ?? Infinity, n);
@@ -113,6 +119,7 @@ export function formatSummary(summary: Summary, seconds: number, variant?: strin
     '  create or renew, shown from the crash (a create still in flight when its holder crashed lands later)',
   );
 
+  lines.push(...formatCoverage(summary.coverage));
   if (summary.stuckHolds > 0)
     lines.push(`hold() calls that never settled (a ledger call never answered): ${summary.stuckHolds}`);
   lines.push(

@@ -59,6 +59,12 @@ export const CLAIM_IGNORES_VERSION: Variant = {
   }),
 };
 
+/** (e) The release path that does not read the ledger first: it releases live leases and writes RELEASE_FAILED over them. */
+export const RELEASE_WITHOUT_LEASE_CHECK: Variant = {
+  name: 'release-without-lease-check',
+  releaseWithoutLeaseCheck: true,
+};
+
 /** (a) and (b) together: the holder before issue 9 (renew first, no safe time). */
 export const OLD_HOLDER: Variant = { ...NO_SAFE_TIME, ...RENEW_FIRST, name: 'old-holder' };
 
@@ -68,4 +74,5 @@ export const BROKEN_VARIANTS: readonly Variant[] = [
   OLD_HOLDER,
   SWEEP_WITHOUT_SKEW,
   CLAIM_IGNORES_VERSION,
+  RELEASE_WITHOUT_LEASE_CHECK,
 ];

@@ -200,6 +200,14 @@ export class LockHolder {
     const session = new LeaseSession(this.ports, this.timing, this.name, taken);
     const outcome = await settle(() => work(session.lease));
     session.stop();
+    // A renew still on its way could land after our DELETE and revive the lock (KooDrive revives an expired lock
+    // on renew): release only once it has been answered or given up on.
+    await within(
+      this.ports.clock,
+      MAX_KOODRIVE_REQUEST_SECONDS * 1000,
+      'the last KooDrive renew',
+      () => session.renewing,
+    );
     // A ledger conflict means a sweep or the release path owns the item now (RELEASING, RELEASED, …) and
     // releases the lock. Lost by time or by a KooDrive refusal, the item is still ours to close.
     if (!session.takenOver) await this.releaseAfterWork(taken.lock);
@@ -358,6 +366,8 @@ class LeaseSession {
   /** Every timer armed (heartbeat, deadline, backoff, call bounds): stop() cancels them and wakes their waiters. */
   private readonly timers = new Set<{ timer: Timer; wake: () => void }>();
   private readonly lock: HeldLock;
+  /** The last KooDrive renew sent, settled or not. */
+  renewing: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly ports: Ports,
@@ -509,7 +519,10 @@ class LeaseSession {
       // Retried until the next heartbeat is due, which writes the ledger again before it renews.
       if (attempt > 0 && this.now() - this.ledgerBase >= this.timing.heartbeatMs) break;
       const start = this.now();
-      const renewed = await this.bounded('the KooDrive renew', () => koodrive.renewLock(this.lock));
+      const renewed = await this.bounded(
+        'the KooDrive renew',
+        () => (this.renewing = koodrive.renewLock(this.lock)),
+      );
       const answer = renewed.ok ? renewed.value : undefined;
       if (answer?.ok) {
         this.koodriveBase = Math.max(this.koodriveBase, start);
