@@ -8,22 +8,19 @@
  * "0" … "15", present exactly while an item is open), then the items themselves with BatchGetItem; nothing
  * scans. A heartbeat changes neither a key nor a projected attribute, so it writes no index: one write unit.
  *
- * Requests go through the low-level client with constant expressions and pre-marshalled constant values: the
- * outcome write is on the release path's hot loop, and the document client's marshalling cost more CPU than the
- * rest of the request.
+ * Requests go through the DynamoDB port (dynamo-calls.ts) in DynamoDB's own JSON shape, with constant expressions and
+ * pre-marshalled constant values: the outcome write is on the release path's hot loop. Every call is bounded by
+ * the adapter's timeout.
  */
-import {
-  BatchGetItemCommand,
-  ConditionalCheckFailedException,
-  DynamoDBClient,
-  GetItemCommand,
-  PutItemCommand,
-  QueryCommand,
-  UpdateItemCommand,
-  type UpdateItemCommandInput,
-  type AttributeValue,
-  type ConsumedCapacity,
-} from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type {
+  AttributeValue,
+  ConsumedCapacity,
+  DynamoCalls,
+  UpdateItemInput,
+  WriteAnswer,
+} from './dynamo-calls';
+import { sdkDynamoCalls } from './dynamo-sdk';
 import { LedgerConflictError, LockExistsError, LockLostError, LockNotFoundError } from '../core/errors';
 import {
   newHeldItem,
@@ -52,7 +49,9 @@ export const DEFAULT_READ_CONCURRENCY = 4;
 
 export interface DynamoLedgerOptions {
   tableName: string;
-  /** Default: `new DynamoDBClient({})`, configured by the environment (region, AWS_ENDPOINT_URL_DYNAMODB). */
+  /** The DynamoDB port. Default: `client` through the AWS SDK (dynamo-sdk.ts). */
+  calls?: DynamoCalls;
+  /** When `calls` is not given. Default: `new DynamoDBClient({})`, configured by the environment. */
   client?: DynamoDBClient;
   /** Epoch ms of the writer's clock. Default: the system clock. */
   now?: () => number;
@@ -67,6 +66,8 @@ export interface DynamoLedgerOptions {
 }
 
 type Values = Record<string, AttributeValue>;
+/** A conditional write whose condition failed, with the item as it was when DynamoDB returned it. */
+type ConditionFailed = Extract<WriteAnswer, { conditionFailed: true }>;
 
 const OPEN_STATUSES: readonly string[] = ['HELD', 'RELEASING', 'RELEASE_FAILED'];
 const S = (value: string): AttributeValue => ({ S: value });
@@ -137,7 +138,7 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
   readUnits = 0;
   /** Write capacity units DynamoDB reported consumed for the table (index writes are not reported). */
   writeUnits = 0;
-  private readonly client: DynamoDBClient;
+  private readonly calls: DynamoCalls;
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: Random;
@@ -149,7 +150,7 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
   constructor(options: DynamoLedgerOptions) {
     if (!options.tableName) throw new Error('tableName is required');
     this.tableName = options.tableName;
-    this.client = options.client ?? new DynamoDBClient({});
+    this.calls = options.calls ?? sdkDynamoCalls(options.client ?? new DynamoDBClient({}));
     this.now = options.now ?? (() => systemClock.now());
     this.sleep = options.sleep ?? ((ms) => systemClock.sleep(ms));
     this.random = options.random ?? systemRandom;
@@ -162,9 +163,7 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
   async get(lockId: string): Promise<LedgerItem | undefined> {
     const { Item } = await this.counted(
       'read',
-      this.client.send(
-        new GetItemCommand({ ...this.table, Key: { lockId: S(lockId) }, ConsistentRead: true }),
-      ),
+      this.calls.getItem({ ...this.table, Key: { lockId: S(lockId) }, ConsistentRead: true }),
     );
     return Item ? fromItem(Item) : undefined;
   }
@@ -175,23 +174,15 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
   async recordAcquired(lock: AcquiredLock): Promise<LedgerItem> {
     const now = this.now();
     const item = newHeldItem(lock, now, randomSweepShard(this.random));
-    try {
-      await this.counted(
-        'write',
-        this.client.send(
-          new PutItemCommand({
-            ...this.table,
-            Item: toItem(item),
-            ConditionExpression: 'attribute_not_exists(lockId)',
-          }),
-        ),
-      );
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) {
-        throw new LockExistsError(lock.lockId, { cause: error });
-      }
-      throw error;
-    }
+    const answer = await this.counted(
+      'write',
+      this.calls.putItem({
+        ...this.table,
+        Item: toItem(item),
+        ConditionExpression: 'attribute_not_exists(lockId)',
+      }),
+    );
+    if (answer.conditionFailed) throw new LockExistsError(lock.lockId, { cause: answer });
     return item;
   }
 
@@ -213,7 +204,7 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
     });
     if (!error) return now;
     // DynamoDB returns the item with the failure; dynalite does not, then a consistent read tells why.
-    const item = error.Item ? fromItem(error.Item) : await this.get(lockId);
+    const item = error.oldItem ? fromItem(error.oldItem) : await this.get(lockId);
     if (item && item.status === 'HELD' && item.holder === holder && item.heartbeatAt >= now) {
       return item.heartbeatAt;
     }
@@ -279,16 +270,14 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
         do {
           const page = await this.counted(
             'read',
-            this.client.send(
-              new QueryCommand({
-                ...this.table,
-                IndexName: OPEN_LOCKS_INDEX,
-                KeyConditionExpression: 'sweepShard = :shard',
-                ExpressionAttributeValues: { ':shard': S(String(shard)) },
-                Limit: this.pageSize,
-                ...(startKey ? { ExclusiveStartKey: startKey } : {}),
-              }),
-            ),
+            this.calls.query({
+              ...this.table,
+              IndexName: OPEN_LOCKS_INDEX,
+              KeyConditionExpression: 'sweepShard = :shard',
+              ExpressionAttributeValues: { ':shard': S(String(shard)) },
+              Limit: this.pageSize,
+              ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+            }),
           );
           startKey = page.LastEvaluatedKey;
           const keys = (page.Items ?? []).map((key) => ({ lockId: key.lockId as AttributeValue }));
@@ -432,24 +421,19 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
   // ---- internals ----
 
   /**
-   * One conditional UpdateItem on the item `lockId`. Resolves undefined when it was applied, and with DynamoDB's
-   * ConditionalCheckFailedException when the condition failed (losing is a normal answer for every caller);
-   * any other error rejects.
+   * One conditional UpdateItem on the item `lockId`. Resolves undefined when it was applied, and with the port's
+   * condition-failed answer (the old item when DynamoDB returned it) when the condition failed: losing is a normal
+   * answer for every caller. Any other error rejects.
    */
   private async update(
     lockId: string,
-    input: Omit<UpdateItemCommandInput, 'TableName' | 'Key' | 'ReturnConsumedCapacity'>,
-  ): Promise<ConditionalCheckFailedException | undefined> {
-    try {
-      await this.counted(
-        'write',
-        this.client.send(new UpdateItemCommand({ ...this.table, Key: { lockId: S(lockId) }, ...input })),
-      );
-      return undefined;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return error;
-      throw error;
-    }
+    input: Omit<UpdateItemInput, 'TableName' | 'Key' | 'ReturnConsumedCapacity'>,
+  ): Promise<ConditionFailed | undefined> {
+    const answer = await this.counted(
+      'write',
+      this.calls.updateItem({ ...this.table, Key: { lockId: S(lockId) }, ...input }),
+    );
+    return answer.conditionFailed ? answer : undefined;
   }
 
   private async writeOutcome(result: LockResult): Promise<void> {
@@ -480,12 +464,10 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
       }
       const answer = await this.counted(
         'read',
-        this.client.send(
-          new BatchGetItemCommand({
-            RequestItems: { [this.tableName]: { Keys: pending } },
-            ReturnConsumedCapacity: 'TOTAL',
-          }),
-        ),
+        this.calls.batchGetItem({
+          RequestItems: { [this.tableName]: { Keys: pending } },
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
       );
       for (const item of answer.Responses?.[this.tableName] ?? []) {
         const decoded = fromItem(item);
@@ -516,19 +498,14 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
   }
 
   /** Counts one request and the capacity DynamoDB reports for it (a failed conditional write costs 1 WU). */
-  private async counted<T extends { ConsumedCapacity?: ConsumedCapacity | ConsumedCapacity[] }>(
-    kind: 'read' | 'write',
-    request: Promise<T>,
-  ): Promise<T> {
+  private async counted<
+    T extends { ConsumedCapacity?: ConsumedCapacity | ConsumedCapacity[]; conditionFailed?: boolean },
+  >(kind: 'read' | 'write', request: Promise<T>): Promise<T> {
     this.requests += 1;
-    try {
-      const answer = await request;
-      this.count(answer.ConsumedCapacity, kind);
-      return answer;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) this.writeUnits += 1;
-      throw error;
-    }
+    const answer = await request;
+    if (answer.conditionFailed) this.writeUnits += 1;
+    else this.count(answer.ConsumedCapacity, kind);
+    return answer;
   }
 
   private count(consumed: ConsumedCapacity | ConsumedCapacity[] | undefined, kind: 'read' | 'write'): void {
