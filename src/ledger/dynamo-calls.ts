@@ -5,6 +5,7 @@
  * `{ conditionFailed: true }` with the item as it was when DynamoDB returns it (ReturnValuesOnConditionCheckFailure).
  * Any other failure rejects (DynamoCallError, DynamoTimeoutError, or the transport's error).
  */
+import { systemClock } from '../core/model';
 
 /** A DynamoDB attribute value in the wire format ({ S: "…" }, { N: "12" }, …): one of these fields is set. */
 export interface AttributeValue {
@@ -158,18 +159,18 @@ export function withTimeout<T>(
 ): Promise<T> {
   const controller = new AbortController();
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
+    const timer = systemClock.setTimer(timeoutMs, () => {
       const error = new DynamoTimeoutError(operation, timeoutMs);
       controller.abort(error);
       reject(error);
-    }, timeoutMs);
+    });
     call(controller.signal).then(
       (value) => {
-        clearTimeout(timer);
+        timer.cancel();
         resolve(value);
       },
       (error: unknown) => {
-        clearTimeout(timer);
+        timer.cancel();
         // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the call's own rejection, as it came
         reject(controller.signal.aborted ? (controller.signal.reason as Error) : error);
       },

@@ -12,7 +12,7 @@
  * pre-marshalled constant values: the outcome write is on the release path's hot loop. Every call is bounded by
  * the adapter's timeout.
  */
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type {
   AttributeValue,
   ConsumedCapacity,
@@ -20,7 +20,7 @@ import type {
   UpdateItemInput,
   WriteAnswer,
 } from './dynamo-calls';
-import { sdkDynamoCalls } from './dynamo-sdk';
+import { httpDynamoCallsFor, httpDynamoCallsFromEnv } from './dynamo-http';
 import { LedgerConflictError, LockExistsError, LockLostError, LockNotFoundError } from '../core/errors';
 import {
   newHeldItem,
@@ -49,9 +49,13 @@ export const DEFAULT_READ_CONCURRENCY = 4;
 
 export interface DynamoLedgerOptions {
   tableName: string;
-  /** The DynamoDB port. Default: `client` through the AWS SDK (dynamo-sdk.ts). */
+  /**
+   * The DynamoDB port. Default: signed requests over an undici pool (dynamo-http.ts) with `client`'s region,
+   * endpoint and credentials, or without `client` the environment's (AWS_REGION, AWS_ACCESS_KEY_ID, …,
+   * AWS_ENDPOINT_URL_DYNAMODB), as in Lambda.
+   */
   calls?: DynamoCalls;
-  /** When `calls` is not given. Default: `new DynamoDBClient({})`, configured by the environment. */
+  /** An AWS SDK client whose configuration (region, endpoint, credential provider) the default port uses. */
   client?: DynamoDBClient;
   /** Epoch ms of the writer's clock. Default: the system clock. */
   now?: () => number;
@@ -150,7 +154,8 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
   constructor(options: DynamoLedgerOptions) {
     if (!options.tableName) throw new Error('tableName is required');
     this.tableName = options.tableName;
-    this.calls = options.calls ?? sdkDynamoCalls(options.client ?? new DynamoDBClient({}));
+    this.calls =
+      options.calls ?? (options.client ? httpDynamoCallsFor(options.client) : httpDynamoCallsFromEnv());
     this.now = options.now ?? (() => systemClock.now());
     this.sleep = options.sleep ?? ((ms) => systemClock.sleep(ms));
     this.random = options.random ?? systemRandom;
