@@ -9,6 +9,8 @@ import type * as esbuild from 'esbuild';
 import { buildRelease, configuredBuildOptions, ROOT, type Built } from './bundle';
 
 export const LEDGER_VARIANTS = {
+  'sdk-client':
+    'the same ledger through the AWS SDK v3 client (the functions before the signed-HTTP adapter)',
   baseline: 'today’s ledger (byStatus index, DocumentClient UpdateItem per outcome)',
   coalesced: 'released outcomes coalesced into BatchWriteItem puts of up to 25 (unconditional)',
   'no-outcome': 'no write for released outcomes (the floor: what the outcome write costs)',

@@ -1,4 +1,5 @@
 /** The benchmark's rows, the machine it ran on, and the tables it prints (Markdown, as the README shows them). */
+import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, platform, arch, totalmem } from 'node:os';
 import type { Part, VariantResult } from './bundle';
 
@@ -53,6 +54,15 @@ export const ROW_IDS = [
   '10.5-rss',
   '10.6-sweep-many',
   '10.6-sweep-few',
+  // The ledger's cost: the release function with its DynamoDB client next to the AWS SDK client, same run.
+  'ledger.cpu',
+  'ledger.load',
+  'ledger.cold',
+  'ledger.rss',
+  'ledger.sqs-batch',
+  'ledger.direct',
+  'ledger.cost',
+  'ledger.clients',
 ] as const;
 
 export type RowId = (typeof ROW_IDS)[number];
@@ -65,6 +75,24 @@ export interface Machine {
   memoryGb: number;
   /** 1-minute load average when the run started and ended (other work on the machine skews timings). */
   loadAverage: { start: number; end?: number };
+  /**
+   * A fixed CPU loop (CALIBRATION_LOOP: 100,000 chained SHA-256 of 32 bytes) in ms, median of 5 fresh processes,
+   * at the start and the end of the run: figures from two machines compare as ratios to it.
+   */
+  calibrationMs?: { start: number; end?: number };
+}
+
+/** The calibration loop, run by a fresh `node -e`: prints the ms it took. */
+export const CALIBRATION_LOOP =
+  "const c=require('node:crypto');const t=performance.now();let h=Buffer.alloc(32);" +
+  "for(let i=0;i<100000;i++)h=c.createHash('sha256').update(h).digest();process.stdout.write(String(performance.now()-t))";
+
+/** Median of 5 fresh processes running CALIBRATION_LOOP. */
+export function calibrate(): number {
+  const runs = Array.from({ length: 5 }, () =>
+    Number(execFileSync(process.execPath, ['-e', CALIBRATION_LOOP], { encoding: 'utf8' })),
+  ).sort((a, b) => a - b);
+  return round(runs[2] ?? NaN, 1);
 }
 
 export function machine(): Machine {
@@ -118,7 +146,10 @@ function table(header: string[], lines: string[][]): string {
 export function machineLine(r: Results): string {
   const m = r.machine;
   const load = `load average ${m.loadAverage.start}${m.loadAverage.end === undefined ? '' : ` → ${m.loadAverage.end}`}`;
-  return `${m.cpu}, ${m.cores} cores, ${m.memoryGb} GB, ${m.os}, Node ${m.node}; ${load}; ${r.mode} run of ${r.durationS} s, ${r.startedAt}`;
+  const cal = m.calibrationMs
+    ? `; CPU calibration ${m.calibrationMs.start} ms${m.calibrationMs.end === undefined ? '' : ` → ${m.calibrationMs.end} ms`} (100,000 chained SHA-256, median of 5 fresh processes)`
+    : '';
+  return `${m.cpu}, ${m.cores} cores, ${m.memoryGb} GB, ${m.os}, Node ${m.node}; ${load}${cal}; ${r.mode} run of ${r.durationS} s, ${r.startedAt}`;
 }
 
 /** The goals table: what was measured, its goal, the measurement, met or not. */

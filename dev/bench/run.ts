@@ -48,7 +48,9 @@ import {
   type Context,
 } from './issue10';
 import { startChild, type Peer } from './ipc';
+import { LEDGER_COST_ITEM, measureLedgerCost } from './ledger-cost';
 import {
+  calibrate,
   endLoad,
   kb,
   machine,
@@ -66,9 +68,9 @@ import { estimateZipSize } from './zip';
 const { values: flags } = parseArgs({
   options: { quick: { type: 'boolean', default: false }, out: { type: 'string' }, only: { type: 'string' } },
 });
-/** `--only 1,6`: just those items (for working on one; the table then lacks the other rows). */
-const only = flags.only === undefined ? undefined : new Set(flags.only.split(',').map(Number));
-const wants = (item: number) => only === undefined || only.has(item);
+/** `--only 1,6,ledger`: just those items (for working on one; the table then lacks the other rows). */
+const only = flags.only === undefined ? undefined : new Set(flags.only.split(','));
+const wants = (item: number | 'ledger') => only === undefined || only.has(String(item));
 const quick = flags.quick;
 const outFile = flags.out ?? join(ROOT, 'bench', 'results.json');
 
@@ -94,6 +96,14 @@ const P = quick
       releasePath: 6,
       cpuN: 40,
       sqsBatches: 2,
+      ledgerCost: {
+        loadRuns: 2,
+        coldRuns: 1,
+        directN: 40,
+        sqsBatches: 2,
+        memoryN: 300,
+        clients: { n: 100, concurrency: 16, rounds: 1, warmup: 20, loadRuns: 1 },
+      },
     }
   : {
       n: 1000,
@@ -115,6 +125,14 @@ const P = quick
       releasePath: 200,
       cpuN: 1000,
       sqsBatches: 20,
+      ledgerCost: {
+        loadRuns: 9,
+        coldRuns: 9,
+        directN: 1000,
+        sqsBatches: 20,
+        memoryN: 10_000,
+        clients: { n: 2000, concurrency: 16, rounds: 3, warmup: 300, loadRuns: 5 },
+      },
     };
 
 /** Lambda's CPU share grows with memory: 1769 MB is one vCPU. */
@@ -127,8 +145,9 @@ const EMULATOR = join(import.meta.dirname, 'emulator-process.ts');
 const USER = LOCAL_USER_ID;
 
 const runStarted = performance.now();
+const calibrationAtStart = calibrate();
 const results: Results = {
-  machine: machine(),
+  machine: { ...machine(), calibrationMs: { start: calibrationAtStart } },
   mode: quick ? 'quick' : 'full',
   startedAt: new Date().toISOString(),
   durationS: 0,
@@ -141,7 +160,11 @@ const results: Results = {
 const rows = new Map<RowId, Row>();
 /** Issue 6's rows are numbered by item ("1.calls": 1), issue 10's by goal ("10.4-sqs": 10.4). */
 const add = (id: RowId, row: Omit<Row, 'id' | 'item'>) => {
-  const item = id.startsWith('10.') ? Number(id.split('-')[0]) : Number(id.split('.')[0]);
+  const item = id.startsWith('ledger.')
+    ? LEDGER_COST_ITEM
+    : id.startsWith('10.')
+      ? Number(id.split('-')[0])
+      : Number(id.split('.')[0]);
   rows.set(id, { id, item, ...row });
 };
 const log = (text: string) =>
@@ -661,6 +684,7 @@ try {
   if (wants(10)) await measureCpu(ctx, issue10, pkg.bundle);
   if (wants(7) || wants(10)) await sweepRows();
   if (wants(10)) issue10Models();
+  if (wants('ledger')) await measureLedgerCost(ctx, issue10, pkg.bundle, P.ledgerCost);
 } finally {
   for (const close of closers) await close();
   await emulator.stop();
@@ -670,6 +694,7 @@ try {
 }
 
 endLoad(results.machine);
+results.machine.calibrationMs = { start: calibrationAtStart, end: calibrate() };
 results.durationS = round((performance.now() - runStarted) / 1000);
 results.rows = ROW_IDS.flatMap((id) => {
   const row = rows.get(id);
