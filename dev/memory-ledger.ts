@@ -17,9 +17,10 @@ import {
   type HolderLedger,
   type LedgerItem,
   type LedgerStatus,
+  type ReleaseLedger,
   type SweepLedger,
 } from '../src/core/lease';
-import type { LockResult, OutcomeRecorder } from '../src/core/model';
+import type { LockResult, OutcomeRecorder, ReleaseBasis } from '../src/core/model';
 import { MAX_LAST_ERROR_LENGTH, RELEASED_RETENTION_SECONDS } from '../src/ledger/ledger';
 
 export interface MemoryLedgerOptions {
@@ -38,7 +39,7 @@ interface ClaimedFrom {
 
 const OPEN: readonly LedgerStatus[] = ['HELD', 'RELEASING', 'RELEASE_FAILED'];
 
-export class MemoryLedger implements HolderLedger, SweepLedger, OutcomeRecorder {
+export class MemoryLedger implements HolderLedger, SweepLedger, ReleaseLedger {
   /** The table: lock ID → item. Checkers may read it; writes should go through the methods (or put()). */
   readonly items = new Map<string, LedgerItem>();
   private readonly now: () => number;
@@ -99,11 +100,29 @@ export class MemoryLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
     return Promise.resolve();
   }
 
-  /** The release path's outcome: creates the item (never indexed) when absent; a final item stays as it is. */
-  record(result: LockResult): Promise<void> {
+  /**
+   * The release path's outcome: creates the item (never indexed) when absent; a final item stays as it is. With a
+   * basis, a failure is written only on the item read (its version, or still absent), else LedgerConflictError; a
+   * forced release sets forcedAt (see DynamoLedger.record).
+   */
+  record(result: LockResult, basis?: ReleaseBasis): Promise<void> {
     if (!isRecordable(result)) return Promise.resolve();
     const now = this.now();
     let item = this.items.get(result.lockId);
+    if (result.outcome === 'failed' && basis !== undefined && basis.read !== 'unread') {
+      const onRead =
+        basis.read === 'absent'
+          ? !item
+          : item !== undefined && item.version === basis.read && !isFinal(item.status);
+      if (!onRead) {
+        return Promise.reject(
+          new LedgerConflictError(
+            result.lockId,
+            `lock ${result.lockId} changed since the release read it; its failure was not recorded`,
+          ),
+        );
+      }
+    }
     if (item && isFinal(item.status)) return Promise.resolve();
     if (!item) {
       item = {
@@ -118,6 +137,7 @@ export class MemoryLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
       this.items.set(item.lockId, item);
     }
     applyOutcome(item, result, now);
+    if (basis?.forced) item.forcedAt = now;
     return Promise.resolve();
   }
 

@@ -48,6 +48,7 @@ export class InvocationTelemetry {
   private released = 0;
   private alreadyReleased = 0;
   private closedExpired = 0;
+  private refusedHeld = 0;
   private readonly failedByKind = new Map<ErrorKind, number>();
 
   constructor(private readonly operation: 'release' | 'sweep') {}
@@ -61,6 +62,13 @@ export class InvocationTelemetry {
       outcome: result.outcome,
       attempts: result.attempts,
       ...(correlation?.messageIds ? { messageIds: correlation.messageIds } : {}),
+      ...(result.outcome === 'held'
+        ? {
+            status: result.status,
+            holder: result.holder ?? 'an anonymous holder',
+            leaseLeftSeconds: result.leaseLeftSeconds,
+          }
+        : {}),
       ...(result.error
         ? {
             errorKind: result.error.kind,
@@ -72,10 +80,12 @@ export class InvocationTelemetry {
     };
     if (result.outcome === 'released') this.released += 1;
     else if (result.outcome === 'alreadyReleased') this.alreadyReleased += 1;
+    else if (result.outcome === 'held') this.refusedHeld += 1;
     else if (result.outcome === 'failed' && result.error) {
       this.failedByKind.set(result.error.kind, (this.failedByKind.get(result.error.kind) ?? 0) + 1);
     }
     if (result.outcome === 'failed') logger.warn('lock not released', fields);
+    else if (result.outcome === 'held') logger.info('lock held: its lease is live, not released', fields);
     else logger.info(`lock ${result.outcome}`, fields);
   };
 
@@ -115,6 +125,7 @@ export class InvocationTelemetry {
     metrics.addMetric('LocksAlreadyReleased', MetricUnit.Count, this.alreadyReleased);
     if (this.operation === 'sweep')
       metrics.addMetric('LocksClosedExpired', MetricUnit.Count, this.closedExpired);
+    else metrics.addMetric('LocksRefusedHeld', MetricUnit.Count, this.refusedHeld);
     for (const [kind, count] of this.failedByKind) {
       const single = metrics.singleMetric();
       single.addDimension('errorKind', kind);

@@ -108,6 +108,15 @@ function buildApp(env: EnvConfig): App {
         options,
         defaultUserId: current.defaultUserId,
         maxLocksPerInvoke: env.maxLocksPerInvoke,
+        // Live leases are never released by a request: each lock is decided from the ledger first.
+        ...(ledger
+          ? {
+              leases: {
+                ledger,
+                policy: { staleAfterSeconds: env.staleAfterSeconds, clockSkewSeconds: env.clockSkewSeconds },
+              },
+            }
+          : {}),
       });
       if ('batchItemFailures' in answer) {
         const records = isSqsEvent(event) ? event.Records.length : 0;

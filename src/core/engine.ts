@@ -12,7 +12,9 @@ import type {
   LockRef,
   LockResult,
   OutcomeRecorder,
+  ReleaseBasis,
 } from './model';
+import { decideRelease, type LeasePolicy, type ReleaseLedger } from './lease';
 import { lockKey } from './requests';
 
 export interface EngineOptions {
@@ -29,6 +31,13 @@ export interface EngineOptions {
   /** Backoff: the cap of the first retry's delay, doubled each retry up to maxDelayMs. */
   baseDelayMs: number;
   maxDelayMs: number;
+}
+
+export interface LiveLeaseCheck {
+  ledger: Pick<ReleaseLedger, 'get'>;
+  policy: LeasePolicy;
+  /** An operator's `"force": true` (direct invoke only): releases a live lease too. */
+  force: boolean;
 }
 
 export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
@@ -49,6 +58,13 @@ export interface EngineDeps {
   /** Milliseconds left before the Lambda deadline. */
   remainingMs: () => number;
   recorder?: OutcomeRecorder;
+  /**
+   * The release path's live-lease check (README, "Leases and the promise"): before its first attempt each lock is
+   * decided from a consistent read of its ledger item (decideRelease). A lock found `held`, or refused because its
+   * item could not be read, is neither attempted nor recorded; a released or failed one is recorded with the basis
+   * it was decided on, so a failure is written only on the item that was read.
+   */
+  liveLeases?: LiveLeaseCheck;
   /** Told when recording an outcome failed; the outcome itself stands (KooDrive already answered). */
   onRecordError?: (result: LockResult, error: unknown) => void;
   /**
@@ -91,6 +107,36 @@ export async function releaseLocks(
   // re-read, the next lock) instead of some per concurrency slot. `probe` settles when the probing lock stops.
   let authPassed = false;
   let probe: Promise<void> | undefined;
+
+  // Before its read, a lock needs the time of the read on top of an attempt's reserve.
+  const readReserveMs = reserveMs + options.recordReserveMs;
+
+  /** The live-lease decision: a final result (held, refused, no time left), or the basis to release on. */
+  const decide = async (
+    lock: LockRef,
+    check: LiveLeaseCheck,
+  ): Promise<{ result: LockResult } | { basis: ReleaseBasis }> => {
+    if (deps.remainingMs() < readReserveMs) return { result: failed(lock, 0, deadlineError(0, undefined)) };
+    let reading: Parameters<typeof decideRelease>[0];
+    try {
+      reading = { ok: true, item: await check.ledger.get(lock.lockId) };
+    } catch (error) {
+      reading = { ok: false, message: describeError(error) };
+    }
+    const decision = decideRelease(reading, deps.clock.now(), check.policy, check.force);
+    if (decision.action === 'release') return { basis: decision.basis };
+    if (decision.action === 'refuse') return { result: failed(lock, 0, decision.error) };
+    return {
+      result: {
+        ...lock,
+        outcome: 'held',
+        attempts: 0,
+        status: decision.status,
+        ...(decision.holder !== undefined ? { holder: decision.holder } : {}),
+        leaseLeftSeconds: decision.leaseLeftSeconds,
+      },
+    };
+  };
 
   const releaseOne = async (lock: LockRef): Promise<LockResult> => {
     let attempts = 0;
@@ -170,24 +216,25 @@ export async function releaseLocks(
 
   // Outcome writes wait in a queue, written by at most `concurrency` writers: when the ledger is slower than
   // KooDrive, the others wait as results, not as pending SDK requests (memory stays flat).
-  const toRecord: Array<LockResult | undefined> = [];
+  const toRecord: Array<{ result: LockResult; basis: ReleaseBasis | undefined } | undefined> = [];
   let recorded = 0;
   const writers = new Set<Promise<void>>();
   const write = async (recorder: OutcomeRecorder): Promise<void> => {
     while (recorded < toRecord.length) {
-      const result = toRecord[recorded] as LockResult;
+      const { result, basis } = toRecord[recorded] as { result: LockResult; basis: ReleaseBasis | undefined };
       toRecord[recorded++] = undefined; // written: no need to keep it
       try {
-        await recorder.record(result);
+        await (basis ? recorder.record(result, basis) : recorder.record(result));
       } catch (error) {
         quietly(() => deps.onRecordError?.(result, error));
       }
     }
   };
-  const finish = (result: LockResult): LockResult => {
+  /** Reports a final outcome; `record` false for a lock decided without a KooDrive call (held, refused). */
+  const finish = (result: LockResult, record: boolean, basis?: ReleaseBasis): LockResult => {
     quietly(() => deps.onResult?.(result));
-    if (deps.recorder) {
-      toRecord.push(result);
+    if (deps.recorder && record) {
+      toRecord.push({ result, basis });
       if (writers.size < concurrency) {
         const writer = write(deps.recorder).finally(() => writers.delete(writer));
         writers.add(writer);
@@ -196,7 +243,15 @@ export async function releaseLocks(
     return result;
   };
 
-  const results = await mapConcurrently(locks, concurrency, async (lock) => finish(await releaseOne(lock)));
+  const check = deps.liveLeases;
+  const results = await mapConcurrently(locks, concurrency, async (lock) => {
+    if (!check) return finish(await releaseOne(lock), true);
+    const decided = await decide(lock, check).catch((error: unknown) => ({
+      result: failed(lock, 0, { kind: 'retryable', message: `not released: ${describeError(error)}` }),
+    }));
+    if ('result' in decided) return finish(decided.result, false);
+    return finish(await releaseOne(lock), true, decided.basis);
+  });
   // Ledger writes run beside the KooDrive calls, never between two of them; wait for them all here.
   while (writers.size > 0) await Promise.all(writers);
   return results;

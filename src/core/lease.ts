@@ -3,7 +3,7 @@
  * failed release's KooDrive lock has certainly expired, and the holder's safe time. Pure rules and the two
  * ledger ports; the DynamoDB adapter and the in-memory model both implement the ports.
  */
-import type { LockResult, OutcomeRecorder } from './model';
+import type { LockError, LockResult, OutcomeRecorder, ReleaseBasis } from './model';
 
 /** A KooDrive lock expires this long after its creation or last renewal. */
 export const KOODRIVE_LOCK_SECONDS = 600;
@@ -11,6 +11,11 @@ export const DEFAULT_LEASE_SECONDS = 120;
 export const MIN_LEASE_SECONDS = 5;
 export const MAX_LEASE_SECONDS = 600;
 export const DEFAULT_CLOCK_SKEW_SECONDS = 10;
+/**
+ * The longest one KooDrive request of a holder may take (its request timeout, `koodriveTimeoutMs`, is refused above
+ * it): a renew sent at the end of the holder's safe time lands at KooDrive no later than this after it was sent.
+ */
+export const MAX_KOODRIVE_REQUEST_SECONDS = 30;
 /** The sweep index spreads open items over this many partition key values ("0" … "15"). */
 export const SWEEP_SHARDS = 16;
 
@@ -36,6 +41,11 @@ export interface LedgerItem {
   expiresAt?: number;
   /** The sweep index's partition key; present exactly while the item is open (HELD, RELEASING, RELEASE_FAILED). */
   sweepShard?: string;
+  /**
+   * Epoch ms of the last release an operator forced (`"force": true`) past a live lease. A RELEASE_FAILED item that
+   * carries it is retried by the sweep at once, whatever its lease.
+   */
+  forcedAt?: number;
 }
 
 /** What the sweep's clock allows for. */
@@ -56,15 +66,65 @@ export function staleAt(item: Pick<LedgerItem, 'heartbeatAt' | 'leaseSeconds'>, 
 }
 
 /**
- * Epoch ms after which the item's KooDrive lock has certainly expired, renewed or not: no holder renews
- * past its lease after the heartbeat it recorded, and KooDrive keeps a lock 10 minutes after a renewal.
+ * Epoch ms (by the sweep's clock) after which the item's KooDrive lock has certainly expired, renewed or not. The
+ * holder's last renewal is sent at most its safe time (shorter than its lease) after the heartbeat it recorded,
+ * lands at KooDrive at most MAX_KOODRIVE_REQUEST_SECONDS after that, and KooDrive keeps the lock 600 s after it
+ * lands: heartbeatAt + lease + request bound + 600 s + the skew allowance. An item without a lease of its own (the
+ * release path created it) counts no lease.
  */
 export function certainlyExpiredAt(
   item: Pick<LedgerItem, 'heartbeatAt' | 'leaseSeconds'>,
   policy: LeasePolicy,
 ): number {
   return (
-    item.heartbeatAt + ((item.leaseSeconds ?? 0) + KOODRIVE_LOCK_SECONDS + policy.clockSkewSeconds) * 1000
+    item.heartbeatAt +
+    ((item.leaseSeconds ?? 0) +
+      MAX_KOODRIVE_REQUEST_SECONDS +
+      KOODRIVE_LOCK_SECONDS +
+      policy.clockSkewSeconds) *
+      1000
+  );
+}
+
+/**
+ * How late a scheduled sweep may start after its slot, as the time-to-free bound allows for it (the simulation
+ * starts its sweeps up to this late).
+ */
+export const SCHEDULE_JITTER_SECONDS = 2;
+
+/** What the time to free a dead holder's lock depends on; all in seconds. */
+export interface TimeToFreeInputs {
+  /** The dead holder's lease. */
+  leaseSeconds: number;
+  /** The sweep's allowance, CLOCK_SKEW_SECONDS. */
+  clockSkewSeconds: number;
+  /**
+   * How far the holder's clock may run ahead of the sweep's (it wrote heartbeatAt that much in the sweep's future).
+   * Each clock within the allowance of true time: twice the allowance.
+   */
+  clockDifferenceSeconds: number;
+  /** The sweep schedule's period (rate(1 minute): 60). */
+  schedulePeriodSeconds: number;
+  /** How late a scheduled sweep may start after its slot. */
+  scheduleJitterSeconds: number;
+  /** How long the sweep's claim and DELETE take to land: one KooDrive attempt's timeout. */
+  releaseSeconds: number;
+}
+
+/**
+ * The longest time from a dead holder's last heartbeat (true time) to the sweep's DELETE, when no sweep in between
+ * was disturbed: the item turns stale lease + allowance + clock difference later, the next sweep starts within one
+ * period plus its jitter, and its DELETE lands within the release time. The README, the template test and the
+ * simulation's liveness check state this one formula.
+ */
+export function timeToFreeBoundSeconds(inputs: TimeToFreeInputs): number {
+  return (
+    inputs.leaseSeconds +
+    inputs.clockSkewSeconds +
+    inputs.clockDifferenceSeconds +
+    inputs.schedulePeriodSeconds +
+    inputs.scheduleJitterSeconds +
+    inputs.releaseSeconds
   );
 }
 
@@ -81,7 +141,12 @@ export function judge(item: LedgerItem, now: number, policy: LeasePolicy): Sweep
         reason: `release failed and the KooDrive lock has certainly expired (heartbeat ${age} s old)`,
       };
     }
-    return { action: 'release', reason: `release failed before: ${item.lastError ?? 'no error recorded'}` };
+    const before = `release failed before: ${item.lastError ?? 'no error recorded'}`;
+    if (item.forcedAt !== undefined) return { action: 'release', reason: `${before} (forced)` };
+    // A failure recorded while the last holder's lease was still running (its own release after work failed)
+    // waits for the lease to run out, as a HELD item would.
+    if (staleAt(item, policy) >= now) return { action: 'leave' };
+    return { action: 'release', reason: before };
   }
   if (item.status !== 'HELD' && item.status !== 'RELEASING') return { action: 'leave' };
   if (staleAt(item, policy) >= now) return { action: 'leave' };
@@ -92,6 +157,65 @@ export function judge(item: LedgerItem, now: number, policy: LeasePolicy): Sweep
   return item.status === 'RELEASING'
     ? { action: 'release', reason: `claimed by a sweep that stopped ${age} s ago (${allowed})` }
     : { action: 'release', reason: `heartbeat ${age} s old (${allowed})` };
+}
+
+/** The release path's ledger read: the item (undefined when absent), or why it could not be read. */
+export type LedgerReading = { ok: true; item: LedgerItem | undefined } | { ok: false; message: string };
+
+/** What the release path does with a lock it was asked to release. */
+export type ReleaseDecision =
+  | { action: 'release'; basis: ReleaseBasis }
+  | {
+      action: 'held';
+      status: 'HELD' | 'RELEASING';
+      holder: string | undefined;
+      /** Seconds until the lease runs out by the sweep's rule (staleAt), rounded up. */
+      leaseLeftSeconds: number;
+    }
+  | { action: 'refuse'; error: LockError };
+
+/**
+ * The release path's live-lease rule (README, "Leases and the promise"), decided at `now` by the release function's
+ * clock from a consistent read of the item. An item HELD, or RELEASING by a sweep, whose lease has not run out by
+ * the sweep's own rule (staleAt, the same allowance) is `held` unless forced; a lock whose item could not be read is
+ * refused (retryable) unless forced; anything else (no item, a lease run out, a failed or final item) is released.
+ */
+export function decideRelease(
+  reading: LedgerReading,
+  now: number,
+  policy: LeasePolicy,
+  force: boolean,
+): ReleaseDecision {
+  if (!reading.ok) {
+    if (force) return { action: 'release', basis: { read: 'unread', forced: true } };
+    return {
+      action: 'refuse',
+      error: {
+        kind: 'retryable',
+        message: `not released: its ledger item could not be read, so its lease cannot be checked (${reading.message}); "force": true releases it anyway`,
+      },
+    };
+  }
+  const { item } = reading;
+  if (!item) return { action: 'release', basis: { read: 'absent', forced: force } };
+  const live = (item.status === 'HELD' || item.status === 'RELEASING') && staleAt(item, policy) >= now;
+  if (live && !force) {
+    return {
+      action: 'held',
+      status: item.status as 'HELD' | 'RELEASING',
+      holder: item.holder,
+      leaseLeftSeconds: Math.max(0, Math.ceil((staleAt(item, policy) - now) / 1000)),
+    };
+  }
+  return { action: 'release', basis: { read: item.version, forced: force } };
+}
+
+/**
+ * Port: the ledger as the release path sees it. `get` is a consistent read (one read unit for an item under 4 KB);
+ * `record` writes the outcome, conditional on the basis the decision read (see ReleaseBasis) when one is given.
+ */
+export interface ReleaseLedger extends OutcomeRecorder {
+  get(lockId: string): Promise<LedgerItem | undefined>;
 }
 
 /** What a holder recorded when it took a lock. */

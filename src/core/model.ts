@@ -19,7 +19,8 @@ export interface LockError {
   code?: string;
 }
 
-export type Outcome = 'released' | 'alreadyReleased' | 'failed' | 'wouldRelease';
+/** `held`: not released, because its ledger item shows a live lease (README, "Leases and the promise"). */
+export type Outcome = 'released' | 'alreadyReleased' | 'failed' | 'wouldRelease' | 'held';
 
 export interface LockResult {
   lockId: string;
@@ -27,6 +28,12 @@ export interface LockResult {
   outcome: Outcome;
   attempts: number;
   error?: LockError;
+  /** `held` only: the ledger status that holds it (RELEASING: a sweep is releasing it). */
+  status?: 'HELD' | 'RELEASING';
+  /** `held` only: the holder named in the item (absent for an anonymous holder). */
+  holder?: string;
+  /** `held` only: seconds until the lease runs out by the sweep's rule. */
+  leaseLeftSeconds?: number;
 }
 
 export interface ReportSummary {
@@ -35,6 +42,8 @@ export interface ReportSummary {
   alreadyReleased: number;
   failed: number;
   duplicates: number;
+  /** Release reports: the locks not released because their lease is live. */
+  held?: number;
   wouldRelease?: number;
   durationMs: number;
 }
@@ -67,9 +76,26 @@ export interface LockGateway {
   refreshCredentials(credentialsVersion: number | undefined): Promise<boolean>;
 }
 
+/**
+ * What the release path read before it released a lock, and whether an operator forced it. Its outcome write is
+ * conditional on this: a failure is recorded only on the item it read (the same version, or still absent), so no
+ * outcome write ever turns a live HELD item into RELEASE_FAILED.
+ */
+export interface ReleaseBasis {
+  /** The version read, `absent` when there was no item, `unread` when the read failed (only with force). */
+  read: number | 'absent' | 'unread';
+  /** An operator's `"force": true`: recorded on the item as forcedAt. */
+  forced: boolean;
+}
+
 /** Port: where final outcomes are recorded (the ledger); optional. Never called for dry runs. */
 export interface OutcomeRecorder {
-  record(result: LockResult): Promise<void>;
+  /**
+   * Without a basis the write is unconditional (a final item stays final). With the basis the release path decided
+   * from, a failure is written only on the item it read: the same version, or still no item (else
+   * LedgerConflictError), and a forced release is marked forcedAt.
+   */
+  record(result: LockResult, basis?: ReleaseBasis): Promise<void>;
 }
 
 /** A timer that can be cancelled; cancelling one that already fired does nothing. */

@@ -4,14 +4,21 @@
  */
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { releaseLocks, type EngineDeps, type EngineOptions } from './engine';
+import type { LeasePolicy, ReleaseLedger } from './lease';
 import type { LockResult, ReleaseReport } from './model';
 import { distinctLocks, lockKey, parseDirectPayload, parseSqsBody, type Entry } from './requests';
 
 export interface ReleaseContext {
-  engine: EngineDeps;
+  /** The engine's ports; its recorder is the ledger when one is configured. */
+  engine: Omit<EngineDeps, 'liveLeases'>;
   options: EngineOptions;
   defaultUserId: string | undefined;
   maxLocksPerInvoke: number;
+  /**
+   * The ledger the live-lease check reads, and the sweep's lease policy it judges by; absent without a ledger
+   * (then every lock is released as asked).
+   */
+  leases?: { ledger: Pick<ReleaseLedger, 'get'>; policy: LeasePolicy };
 }
 
 /** True for an event SQS delivered: every record names its message and comes from aws:sqs. */
@@ -46,7 +53,7 @@ export async function releaseSqsBatch(event: SQSEvent, ctx: ReleaseContext): Pro
     messageIds.set(key, [...(messageIds.get(key) ?? []), messageId]);
   });
   const onResult = ctx.engine.onResult;
-  const outcomes = await releaseDistinct(entries, {
+  const outcomes = await releaseDistinct(entries, false, {
     ...ctx,
     engine: {
       ...ctx.engine,
@@ -63,10 +70,11 @@ export async function releaseSqsBatch(event: SQSEvent, ctx: ReleaseContext): Pro
   return { batchItemFailures };
 }
 
+/** A message is done when its lock was released, or is held by a live lease (asking again would not change that). */
 function succeeded(entry: Entry, outcomes: ReadonlyMap<string, LockResult>): boolean {
   if (!entry.ok) return false;
   const outcome = outcomes.get(lockKey(entry.lock))?.outcome;
-  return outcome === 'released' || outcome === 'alreadyReleased';
+  return outcome === 'released' || outcome === 'alreadyReleased' || outcome === 'held';
 }
 
 /** Direct invoke: the payload's locks, released (or, with dryRun, only checked) and reported. */
@@ -80,6 +88,7 @@ export async function releaseDirect(payload: unknown, ctx: ReleaseContext): Prom
         released: 0,
         alreadyReleased: 0,
         failed: request.requested,
+        held: 0,
         duplicates: 0,
         durationMs: ctx.engine.clock.now() - startedAt,
       },
@@ -98,15 +107,19 @@ export async function releaseDirect(payload: unknown, ctx: ReleaseContext): Prom
   }
   // An invalid entry is a decision too (a log line and LocksFailed), as an invalid SQS record is.
   for (const entry of request.entries) if (!entry.ok) ctx.engine.onResult?.(invalidResult(entry));
-  const outcomes = await releaseDistinct(request.entries, ctx);
+  const outcomes = await releaseDistinct(request.entries, request.force, ctx);
   return buildReport(request.entries, outcomes, ctx.engine.clock.now() - startedAt);
 }
 
 async function releaseDistinct(
   entries: readonly Entry[],
+  force: boolean,
   ctx: ReleaseContext,
 ): Promise<Map<string, LockResult>> {
-  const results = await releaseLocks(distinctLocks(entries), ctx.engine, ctx.options);
+  const engine: EngineDeps = ctx.leases
+    ? { ...ctx.engine, liveLeases: { ...ctx.leases, force } }
+    : ctx.engine;
+  const results = await releaseLocks(distinctLocks(entries), engine, ctx.options);
   return new Map(results.map((result) => [lockKey(result), result]));
 }
 
@@ -165,6 +178,7 @@ export function buildReport(
       released: count('released'),
       alreadyReleased: count('alreadyReleased'),
       failed: count('failed'),
+      held: count('held'),
       duplicates,
       ...(dryRun ? { wouldRelease: count('wouldRelease') } : {}),
       durationMs,

@@ -10,6 +10,8 @@ export type Entry =
 export interface DirectRequest {
   entries: Entry[];
   dryRun: boolean;
+  /** `"force": true`: release even a lock whose ledger item shows a live lease (an operator's decision). */
+  force: boolean;
 }
 
 /** A payload refused as a whole (not an object, wrong shape, too many locks). */
@@ -72,12 +74,20 @@ export function parseSqsBody(body: unknown, defaultUserId?: string): Entry {
       message: `message body must be a JSON object {"lockId", "userId"}, got ${describeType(parsed)}`,
     };
   }
-  return toEntry('message body', parsed.lockId, parsed.userId, defaultUserId);
+  const entry = toEntry('message body', parsed.lockId, parsed.userId, defaultUserId);
+  // Forcing past a live lease is an operator's decision, taken on a direct invoke, never from a queue.
+  if ('force' in parsed) {
+    const message = 'message body: "force" is accepted only on a direct invoke, never from SQS';
+    return entry.ok
+      ? { ok: false, lockId: entry.lock.lockId, userId: entry.lock.userId, message }
+      : { ...entry, message: `${message}; ${entry.message}` };
+  }
+  return entry;
 }
 
 /**
  * Parses a direct-invoke payload: `{"lockIds": [...], "userId": "…"}` or
- * `{"locks": [{"lockId", "userId"}, ...]}`, with an optional boolean `dryRun`.
+ * `{"locks": [{"lockId", "userId"}, ...]}`, with optional booleans `dryRun` and `force`.
  */
 export function parseDirectPayload(
   payload: unknown,
@@ -88,9 +98,12 @@ export function parseDirectPayload(
   if (!isObject(payload)) {
     return { refused: `payload must be a JSON object, got ${describeType(payload)}; ${shape}`, requested: 0 };
   }
-  const { lockIds, locks, dryRun } = payload;
+  const { lockIds, locks, dryRun, force } = payload;
   if (dryRun !== undefined && typeof dryRun !== 'boolean') {
     return { refused: `dryRun must be true or false, got ${describeType(dryRun)}`, requested: 0 };
+  }
+  if (force !== undefined && typeof force !== 'boolean') {
+    return { refused: `force must be true or false, got ${describeType(force)}`, requested: 0 };
   }
   if ((lockIds === undefined) === (locks === undefined)) {
     return {
@@ -125,7 +138,7 @@ export function parseDirectPayload(
           },
     );
   }
-  return { entries, dryRun: dryRun === true };
+  return { entries, dryRun: dryRun === true, force: force === true };
 }
 
 /** The key two requests for the same lock share. */

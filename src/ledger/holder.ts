@@ -13,7 +13,13 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { parseSecret } from '../koodrive/secret';
 import { ConfigError, LockLostError, ReleaserError } from '../core/errors';
-import { KOODRIVE_LOCK_SECONDS, holderTiming, type HolderLedger, type HolderTiming } from '../core/lease';
+import {
+  KOODRIVE_LOCK_SECONDS,
+  MAX_KOODRIVE_REQUEST_SECONDS,
+  holderTiming,
+  type HolderLedger,
+  type HolderTiming,
+} from '../core/lease';
 import {
   systemClock,
   systemRandom,
@@ -108,7 +114,10 @@ export interface LockHolderOptions {
   heartbeatSeconds?: number;
   /** Allowance for clock differences with the sweep; default CLOCK_SKEW_SECONDS from the environment, else 10. */
   clockSkewSeconds?: number;
-  /** Bound of one KooDrive attempt with the built-in client; default 5000. */
+  /**
+   * Bound of one KooDrive attempt with the built-in client; default 5000, at most MAX_KOODRIVE_REQUEST_SECONDS
+   * (30 s): the sweep's "certainly expired" rule counts on a renew landing within it.
+   */
   koodriveTimeoutMs?: number;
   /** How long the secret read through `secretId` is used before it is read again; default 300. */
   secretCacheSeconds?: number;
@@ -116,7 +125,10 @@ export interface LockHolderOptions {
   dynamodb?: DynamoDBClient;
   /** Default: `new SecretsManagerClient({})` (region and endpoint from the environment). */
   secretsManager?: SecretsManagerClient;
-  /** The KooDrive port; default a KooDriveClient on `settings` or `secretId`. */
+  /**
+   * The KooDrive port; default a KooDriveClient on `settings` or `secretId`. A port of your own must end each call
+   * (above all a renew) within MAX_KOODRIVE_REQUEST_SECONDS of sending it.
+   */
   koodrive?: KooDriveLocks;
   /** The ledger port; default a DynamoLedger on `tableName`. */
   ledger?: HolderLedger;
@@ -158,6 +170,12 @@ export class LockHolder {
       throw new ConfigError('LockHolder options are not usable', [(error as Error).message], {
         cause: error,
       });
+    }
+    const timeoutMs = options.koodriveTimeoutMs;
+    if (timeoutMs !== undefined && !(timeoutMs > 0 && timeoutMs <= MAX_KOODRIVE_REQUEST_SECONDS * 1000)) {
+      throw new ConfigError('LockHolder options are not usable', [
+        `koodriveTimeoutMs must be above 0 and at most ${MAX_KOODRIVE_REQUEST_SECONDS * 1000} (the renew bound the sweep's "certainly expired" rule counts on), got ${timeoutMs}`,
+      ]);
     }
     this.leaseSeconds = this.timing.leaseMs / 1000;
     this.name = options.name;

@@ -29,9 +29,17 @@ import {
   type AcquiredLock,
   type HolderLedger,
   type LedgerItem,
+  type ReleaseLedger,
   type SweepLedger,
 } from '../core/lease';
-import { systemClock, systemRandom, type LockResult, type OutcomeRecorder, type Random } from '../core/model';
+import {
+  systemClock,
+  systemRandom,
+  type LockResult,
+  type OutcomeRecorder,
+  type Random,
+  type ReleaseBasis,
+} from '../core/model';
 
 export { LedgerConflictError, LockExistsError, LockLostError, LockNotFoundError } from '../core/errors';
 export type { AcquiredLock, LedgerItem, LedgerStatus } from '../core/lease';
@@ -102,7 +110,12 @@ const OUTCOME_SET =
 const OUTCOME = {
   released: `SET #status = :released, ${OUTCOME_SET}, releasedAt = :now, expiresAt = :expiresAt REMOVE sweepShard`,
   failed: `SET #status = :failed, ${OUTCOME_SET}, lastError = :lastError`,
+  /** Appended to the SET of a forced release's outcome. */
+  forced: ', forcedAt = :now',
   condition: `attribute_not_exists(lockId) OR ${NOT_FINAL}`,
+  /** A failure decided from a read: only on the item read (its version, not final), or while still absent. */
+  readCondition: `#version = :read AND ${NOT_FINAL}`,
+  absentCondition: 'attribute_not_exists(lockId)',
   releasedValues: { ...FINAL_VALUES, ':zero': N(0), ':one': N(1) },
   failedValues: { ...FINAL_VALUES, ':failed': S('RELEASE_FAILED'), ':zero': N(0), ':one': N(1) },
 };
@@ -134,7 +147,7 @@ interface ClaimedFrom {
 /** Claims remembered at most (a claim whose outcome is never recorded is forgotten, oldest first). */
 const MAX_REMEMBERED_CLAIMS = 20_000;
 
-export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder {
+export class DynamoLedger implements HolderLedger, SweepLedger, ReleaseLedger {
   readonly tableName: string;
   /** DynamoDB requests this ledger has sent (SDK retries not counted). */
   requests = 0;
@@ -230,17 +243,30 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
       throw new LockNotFoundError(lockId, { cause: error });
   }
 
-  // ---- release path (the engine's OutcomeRecorder) ----
+  // ---- release path (the engine's OutcomeRecorder and its live-lease read) ----
 
   /**
-   * One UpdateItem per outcome, no read: released / alreadyReleased → RELEASED (final, kept 7 days, out of the
-   * index), failed → RELEASE_FAILED with the attempts added and the error. Creates the item when absent, without
-   * sweepShard (never indexed); keeps an existing one's. A final item stays as it is. Dry runs and
-   * invalid-input failures are not recorded.
+   * One UpdateItem per outcome: released / alreadyReleased → RELEASED (final, kept 7 days, out of the index),
+   * failed → RELEASE_FAILED with the attempts added and the error. Creates the item when absent, without sweepShard
+   * (never indexed); keeps an existing one's. A final item stays as it is. Dry runs, held locks and invalid-input
+   * failures are not recorded.
+   *
+   * With the basis the release path decided from (its read), a release is still written whoever wrote since
+   * (KooDrive's answer is the truth), but a failure only on the item read: the same version and not final, or still
+   * absent; else LedgerConflictError (a holder heart-beat or a sweep claimed it meanwhile: it stays theirs). A
+   * forced release also sets forcedAt.
    */
-  async record(result: LockResult): Promise<void> {
+  async record(result: LockResult, basis?: ReleaseBasis): Promise<void> {
     if (!isRecordable(result)) return;
-    await this.writeOutcome(result); // a failed condition: already final, which stays
+    const conflict = await this.writeOutcome(result, basis);
+    // Without a basis, or for a release, a failed condition means already final, which stays.
+    if (conflict && basis !== undefined && basis.read !== 'unread' && result.outcome === 'failed') {
+      throw new LedgerConflictError(
+        result.lockId,
+        `lock ${result.lockId} changed since the release read it; its failure was not recorded`,
+        { cause: conflict },
+      );
+    }
   }
 
   // ---- sweep side ----
@@ -441,7 +467,11 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
     return answer.conditionFailed ? answer : undefined;
   }
 
-  private async writeOutcome(result: LockResult): Promise<void> {
+  /** The outcome write; resolves with the condition failure when it was not applied. */
+  private async writeOutcome(
+    result: LockResult,
+    basis: ReleaseBasis | undefined,
+  ): Promise<ConditionFailed | undefined> {
     const now = this.now();
     const released = result.outcome === 'released' || result.outcome === 'alreadyReleased';
     const values: Values = released
@@ -450,9 +480,25 @@ export class DynamoLedger implements HolderLedger, SweepLedger, OutcomeRecorder 
     values[':userId'] = S(result.userId);
     values[':now'] = N(now);
     values[':attempts'] = N(result.attempts);
-    await this.update(result.lockId, {
-      UpdateExpression: released ? OUTCOME.released : OUTCOME.failed,
-      ConditionExpression: OUTCOME.condition,
+    let update = released ? OUTCOME.released : OUTCOME.failed;
+    if (basis?.forced) {
+      // SET clauses come before REMOVE: the forced mark goes right after the status.
+      update = update.replace('SET #status = :released,', 'SET #status = :released, forcedAt = :now,');
+      if (!released) update += OUTCOME.forced;
+    }
+    let condition = OUTCOME.condition;
+    if (!released && basis?.read === 'absent') {
+      condition = OUTCOME.absentCondition;
+      // DynamoDB refuses values the expressions do not use.
+      delete values[':released'];
+      delete values[':expired'];
+    } else if (!released && typeof basis?.read === 'number') {
+      condition = OUTCOME.readCondition;
+      values[':read'] = N(basis.read);
+    }
+    return this.update(result.lockId, {
+      UpdateExpression: update,
+      ConditionExpression: condition,
       ExpressionAttributeNames: STATUS_VERSION,
       ExpressionAttributeValues: values,
     });
@@ -532,6 +578,7 @@ export function toItem(item: LedgerItem): Values {
 }
 
 const NUMBER_FIELDS = [
+  'forcedAt',
   'acquiredAt',
   'heartbeatAt',
   'leaseSeconds',

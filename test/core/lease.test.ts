@@ -10,6 +10,7 @@ import {
   holderTiming,
   judge,
   KOODRIVE_LOCK_SECONDS,
+  MAX_KOODRIVE_REQUEST_SECONDS,
   randomSweepShard,
   staleAt,
   SWEEP_SHARDS,
@@ -56,12 +57,13 @@ describe('staleAt', () => {
 });
 
 describe('certainlyExpiredAt', () => {
-  it('is heartbeat + lease + 600 s + skew', () => {
-    expect(certainlyExpiredAt({ heartbeatAt: HB, leaseSeconds: 120 }, policy)).toBe(HB + 730_000);
+  it('is heartbeat + lease + the 30 s request bound + 600 s + skew', () => {
+    expect(MAX_KOODRIVE_REQUEST_SECONDS).toBe(30);
+    expect(certainlyExpiredAt({ heartbeatAt: HB, leaseSeconds: 120 }, policy)).toBe(HB + 760_000);
   });
 
   it('counts no lease when the item has none', () => {
-    expect(certainlyExpiredAt({ heartbeatAt: HB }, policy)).toBe(HB + 610_000);
+    expect(certainlyExpiredAt({ heartbeatAt: HB }, policy)).toBe(HB + 640_000);
   });
 });
 
@@ -99,22 +101,34 @@ describe('judge', () => {
     });
   });
 
-  it('retries a RELEASE_FAILED item at once, naming the last error, until its KooDrive lock certainly expired', () => {
+  it('retries a RELEASE_FAILED item once its last holder’s lease ran out, naming the last error, until its KooDrive lock certainly expired', () => {
     const failed = item({ status: 'RELEASE_FAILED', lastError: 'retryable: HTTP 503' });
-    expect(judge(failed, HB + 1, policy)).toEqual({
+    // heartbeat + lease 120 s + skew 10 s: up to that instant the last holder's lease is live
+    expect(judge(failed, HB + 1, policy)).toEqual({ action: 'leave' });
+    expect(judge(failed, HB + 130_000, policy)).toEqual({ action: 'leave' });
+    expect(judge(failed, HB + 130_001, policy)).toEqual({
       action: 'release',
       reason: 'release failed before: retryable: HTTP 503',
     });
-    expect(judge(item({ status: 'RELEASE_FAILED' }), HB + 1, policy)).toEqual({
+    expect(judge(item({ status: 'RELEASE_FAILED' }), HB + 130_001, policy)).toEqual({
       action: 'release',
       reason: 'release failed before: no error recorded',
     });
-    // heartbeat + 120 + 600 + 10 s = HB + 730 s: at that instant not yet certain, 1 ms later closed
-    expect(judge(failed, HB + 730_000, policy)).toMatchObject({ action: 'release' });
-    expect(judge(failed, HB + 730_001, policy)).toEqual({
+    // heartbeat + 120 + 30 + 600 + 10 s = HB + 760 s: at that instant not yet certain, 1 ms later closed
+    expect(judge(failed, HB + 760_000, policy)).toMatchObject({ action: 'release' });
+    expect(judge(failed, HB + 760_001, policy)).toEqual({
       action: 'close',
-      reason: 'release failed and the KooDrive lock has certainly expired (heartbeat 730 s old)',
+      reason: 'release failed and the KooDrive lock has certainly expired (heartbeat 760 s old)',
     });
+  });
+
+  it('retries a forced RELEASE_FAILED item at once, whatever its lease', () => {
+    const forced = item({ status: 'RELEASE_FAILED', lastError: 'retryable: HTTP 503', forcedAt: HB });
+    expect(judge(forced, HB + 1, policy)).toEqual({
+      action: 'release',
+      reason: 'release failed before: retryable: HTTP 503 (forced)',
+    });
+    expect(judge(forced, HB + 760_001, policy)).toMatchObject({ action: 'close' });
   });
 
   it('leaves final items alone, however old', () => {

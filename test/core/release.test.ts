@@ -288,6 +288,7 @@ describe('two users’ locks with the same ID are different locks', () => {
       released: 1,
       alreadyReleased: 1,
       failed: 0,
+      held: 0,
       duplicates: 1,
       durationMs: 0,
     });
@@ -329,6 +330,7 @@ describe('the report', () => {
       released: 0,
       alreadyReleased: 0,
       failed: 101,
+      held: 0,
       duplicates: 0,
       durationMs: 0,
     });
@@ -344,6 +346,7 @@ describe('the report', () => {
       released: 0,
       alreadyReleased: 0,
       failed: 0,
+      held: 0,
       duplicates: 1,
       wouldRelease: 2,
       durationMs: 0,

@@ -104,6 +104,38 @@ describe('parseSqsBody', () => {
   });
 });
 
+describe('"force" comes only from a direct invoke', () => {
+  it('an SQS body naming "force" (true, false or anything) is an invalid entry, its IDs kept for the report', () => {
+    const message = 'message body: "force" is accepted only on a direct invoke, never from SQS';
+    for (const force of [true, false, 'yes', null]) {
+      expect(parseSqsBody(JSON.stringify({ lockId: 'l', userId: 'u', force }))).toEqual({
+        ok: false,
+        lockId: 'l',
+        userId: 'u',
+        message,
+      });
+    }
+    expect(parseSqsBody('{"lockId":"","force":true}', 'd')).toEqual({
+      ok: false,
+      lockId: '',
+      userId: 'd',
+      message: `${message}; message body: lockId must not be empty`,
+    });
+  });
+
+  it('a direct payload reads "force" as a boolean, false when absent, and refuses anything else as a whole', () => {
+    expect(parseDirectPayload({ lockIds: ['a'], userId: 'u', force: true }, undefined, 10)).toEqual({
+      entries: [{ ok: true, lock: { lockId: 'a', userId: 'u' } }],
+      dryRun: false,
+      force: true,
+    });
+    expect(parseDirectPayload({ lockIds: ['a'], userId: 'u', force: 'true' }, undefined, 10)).toEqual({
+      refused: 'force must be true or false, got string',
+      requested: 0,
+    });
+  });
+});
+
 describe('parseDirectPayload', () => {
   const shape = 'expected {"lockIds": ["…"], "userId": "…"} or {"locks": [{"lockId": "…", "userId": "…"}]}';
 
@@ -111,14 +143,17 @@ describe('parseDirectPayload', () => {
     expect(parseDirectPayload({ lockIds: ['a'], userId: 'u' }, undefined, 10)).toEqual({
       entries: [{ ok: true, lock: { lockId: 'a', userId: 'u' } }],
       dryRun: false,
+      force: false,
     });
     expect(parseDirectPayload({ locks: [{ lockId: 'a' }], dryRun: true }, 'd', 10)).toEqual({
       entries: [{ ok: true, lock: { lockId: 'a', userId: 'd' } }],
       dryRun: true,
+      force: false,
     });
     expect(parseDirectPayload({ lockIds: [], dryRun: false }, undefined, 10)).toEqual({
       entries: [],
       dryRun: false,
+      force: false,
     });
   });
 
@@ -177,6 +212,7 @@ describe('parseDirectPayload', () => {
         },
       ],
       dryRun: false,
+      force: false,
     });
     expect(parseDirectPayload({ lockIds: ['a', 7], userId: 'u' }, undefined, 10)).toMatchObject({
       entries: [{ ok: true }, { ok: false, message: 'lockIds[1]: lockId must be a string, got number' }],

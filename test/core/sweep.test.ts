@@ -115,27 +115,29 @@ describe('sweep: which items are candidates', () => {
     expect(memory.items.get('live')).toMatchObject({ status: 'RELEASING', version: 1 });
   });
 
-  it('a RELEASE_FAILED item is retried at once, until its KooDrive lock has certainly expired; then it is closed', async () => {
-    // Certainly expired: heartbeat + lease + 600 s + skew in the past.
+  it('a RELEASE_FAILED item is retried once its last holder’s lease ran out, until its KooDrive lock has certainly expired; then it is closed', async () => {
+    // Certainly expired: heartbeat + lease + 30 s request bound + 600 s + skew in the past.
     const { memory, gateway, deps, closed, decisions } = setup([
       ledgerItem({
         lockId: 'recent',
         status: 'RELEASE_FAILED',
-        heartbeatAt: NOW - 730 * SECOND,
+        heartbeatAt: NOW - 760 * SECOND,
         lastError: 'retryable: 503',
       }),
       ledgerItem({
         lockId: 'expired',
         status: 'RELEASE_FAILED',
-        heartbeatAt: NOW - 730 * SECOND - 1,
+        heartbeatAt: NOW - 760 * SECOND - 1,
         version: 6,
       }),
       ledgerItem({
         lockId: 'expired-no-lease',
         status: 'RELEASE_FAILED',
-        heartbeatAt: NOW - 610 * SECOND - 1,
+        heartbeatAt: NOW - 640 * SECOND - 1,
         leaseSeconds: undefined,
       }),
+      // Its holder's own release failed 60 s after a heartbeat: the 120 s lease has not run out yet.
+      ledgerItem({ lockId: 'lease-left', status: 'RELEASE_FAILED', heartbeatAt: NOW - MINUTE }),
     ]);
     const report = await sweep(run, deps);
     expect(ids(gateway.calls)).toEqual(['recent']);
@@ -149,8 +151,9 @@ describe('sweep: which items are candidates', () => {
       }),
     ]);
     expect(report.candidates.find((c) => c.lockId === 'expired')?.reason).toBe(
-      'release failed and the KooDrive lock has certainly expired (heartbeat 730 s old)',
+      'release failed and the KooDrive lock has certainly expired (heartbeat 760 s old)',
     );
+    expect(memory.items.get('lease-left')).toMatchObject({ status: 'RELEASE_FAILED', version: 1 });
     expect(report.summary).toMatchObject({
       requested: 3,
       released: 1,
@@ -261,10 +264,10 @@ describe('sweep: claims and releases', () => {
       if (report.summary.closedExpired > 0) closedAt.push(clock.time);
       clock.time += MINUTE;
     }
-    // Heartbeat at NOW − 131 s; lease 120 s + 600 s + skew 10 s: certainly expired after NOW + 599 s.
-    expect(closedAt).toEqual([NOW + 10 * MINUTE]);
-    expect(gateway.calls).toHaveLength(10);
-    expect(memory.items.get('a')).toMatchObject({ status: 'EXPIRED', releaseAttempts: 10 });
+    // Heartbeat at NOW − 131 s; lease 120 s + 30 s + 600 s + skew 10 s: certainly expired after NOW + 629 s.
+    expect(closedAt).toEqual([NOW + 11 * MINUTE]);
+    expect(gateway.calls).toHaveLength(11);
+    expect(memory.items.get('a')).toMatchObject({ status: 'EXPIRED', releaseAttempts: 11 });
   });
 
   it('the race: a holder that heart-beats after the read keeps its lock (skipped, neither released nor failed)', async () => {

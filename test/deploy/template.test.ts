@@ -11,7 +11,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_CLOCK_SKEW_SECONDS, holderTiming, KOODRIVE_LOCK_SECONDS } from '../../src/core/lease';
+import { DEFAULT_ENGINE_OPTIONS } from '../../src/core/engine';
+import {
+  DEFAULT_CLOCK_SKEW_SECONDS,
+  holderTiming,
+  KOODRIVE_LOCK_SECONDS,
+  SCHEDULE_JITTER_SECONDS,
+  timeToFreeBoundSeconds,
+} from '../../src/core/lease';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SERVICE = 'koodrive-lock-releaser';
@@ -195,13 +202,14 @@ describe(`the packaged template (sls package --stage ${STAGE})`, () => {
       ]);
     });
 
-    it('dynamodb: UpdateItem and BatchGetItem on the ledger table, Query on its openLocks index, nothing else', () => {
+    it('dynamodb: UpdateItem, GetItem and BatchGetItem on the ledger table, Query on its openLocks index, nothing else', () => {
       const grants = statements(true).filter((s) => asList(s.Action).some((a) => a.startsWith('dynamodb:')));
       const pairs = grants.flatMap((s) =>
         asList(s.Action).flatMap((action) => asList(s.Resource).map((r) => `${action} ${resourceText(r)}`)),
       );
       expect(pairs.sort()).toEqual([
         'dynamodb:BatchGetItem ${LedgerTable.Arn}',
+        'dynamodb:GetItem ${LedgerTable.Arn}',
         'dynamodb:Query ${LedgerTable.Arn}/index/openLocks',
         'dynamodb:UpdateItem ${LedgerTable.Arn}',
       ]);
@@ -378,13 +386,22 @@ describe('the promise (README, "Leases and the promise"), from the packaged temp
     return Number(match[1]) * (match[2]?.startsWith('hour') ? 3600 : 60);
   };
 
-  it("lease + skew + one period + the release frees a dead holder's lock in about 191 s, well inside KooDrive's 600 s", () => {
+  it("lease + skew + clock difference + one period + its jitter + the release frees a dead holder's lock within 217 s, well inside KooDrive's 600 s", () => {
     const skew = Number(env('SweepLambdaFunction').CLOCK_SKEW_SECONDS);
     // The holder's own allowance defaults to the same value as the sweep's.
     expect(skew).toBe(DEFAULT_CLOCK_SKEW_SECONDS);
-    const releaseSeconds = 1;
-    const bound = holderTiming({}).leaseMs / 1000 + skew + periodSeconds() + releaseSeconds;
-    expect(bound).toBe(191);
+    const bound = timeToFreeBoundSeconds({
+      leaseSeconds: holderTiming({}).leaseMs / 1000,
+      clockSkewSeconds: skew,
+      // Each clock within the allowance of true time: the holder's may run up to twice it ahead of the sweep's.
+      clockDifferenceSeconds: 2 * skew,
+      schedulePeriodSeconds: periodSeconds(),
+      scheduleJitterSeconds: SCHEDULE_JITTER_SECONDS,
+      // The DELETE lands within one KooDrive attempt's timeout (KOODRIVE_TIMEOUT_MS, left at its default).
+      releaseSeconds: DEFAULT_ENGINE_OPTIONS.attemptTimeoutMs / 1000,
+    });
+    expect(env('SweepLambdaFunction')).not.toHaveProperty('KOODRIVE_TIMEOUT_MS');
+    expect(bound).toBe(217);
     expect(bound).toBeLessThan(KOODRIVE_LOCK_SECONDS);
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     expect(readme).toContain(`= ${bound} s`);

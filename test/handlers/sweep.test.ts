@@ -46,16 +46,20 @@ describe('sweep against the local stack', () => {
     // Stale: 131 s > lease 120 + skew 10. Fresh: 125 s on a 120 s lease is still inside the skew allowance.
     const stale = await held(131);
     const fresh = await held(125);
-    const failed = await held(60);
-    await ledger.record({
-      lockId: failed,
-      userId: LOCAL_USER_ID,
-      outcome: 'failed',
-      attempts: 4,
-      error: { kind: 'retryable', httpStatus: 503, message: 'unavailable' },
-    });
+    const failed = await held(131);
+    // A failure recorded while its holder's lease is live waits for the lease to run out.
+    const failedLive = await held(60);
+    for (const lockId of [failed, failedLive]) {
+      await ledger.record({
+        lockId,
+        userId: LOCAL_USER_ID,
+        outcome: 'failed',
+        attempts: 4,
+        error: { kind: 'retryable', httpStatus: 503, message: 'unavailable' },
+      });
+    }
     const report = await sweep(loadEvent('sweep-dry-run.json'), lambdaContext('sweep'));
-    const mine = report.candidates.filter((c) => [stale, fresh, failed].includes(c.lockId));
+    const mine = report.candidates.filter((c) => [stale, fresh, failed, failedLive].includes(c.lockId));
     expect(mine.map((c) => [c.lockId, c.status])).toEqual(
       expect.arrayContaining([
         [stale, 'HELD'],
@@ -74,7 +78,7 @@ describe('sweep against the local stack', () => {
   it('the scheduled sweep releases exactly the stale and failed locks and marks them RELEASED', async () => {
     const stale = await held(100, 60);
     const fresh = await held(100, 120);
-    const failed = await held(30);
+    const failed = await held(100, 60);
     await ledger.record({
       lockId: failed,
       userId: LOCAL_USER_ID,

@@ -19,7 +19,9 @@ import {
   type LockHolderOptions,
 } from '../../src/ledger/holder';
 import { ConfigError } from '../../src/core/errors';
-import { judge } from '../../src/core/lease';
+import { certainlyExpiredAt, judge } from '../../src/core/lease';
+import { DEFAULT_ENGINE_OPTIONS } from '../../src/core/engine';
+import { sweep } from '../../src/core/sweep';
 import { MemoryLedger } from '../../dev/memory-ledger';
 
 const NOW = Date.UTC(2025, 0, 1);
@@ -633,6 +635,15 @@ describe('configuration', () => {
     expect(() => makeHolder({ leaseSeconds: 10, heartbeatSeconds: 8, clockSkewSeconds: 1 })).not.toThrow();
   });
 
+  it('refuses a KooDrive request timeout above the 30 s the "certainly expired" rule counts on', () => {
+    expect(() => makeHolder({ koodriveTimeoutMs: 30_001 })).toThrow(ConfigError);
+    expect(() => makeHolder({ koodriveTimeoutMs: 30_001 })).toThrow(
+      /koodriveTimeoutMs .*at most 30000.*30001/,
+    );
+    expect(() => makeHolder({ koodriveTimeoutMs: 0 })).toThrow(/koodriveTimeoutMs/);
+    expect(() => makeHolder({ koodriveTimeoutMs: 30_000 })).not.toThrow();
+  });
+
   it('refuses a lease outside 5–600 s', () => {
     expect(() => makeHolder({ leaseSeconds: 601 })).toThrow(/from 5 to 600, got 601/);
     expect(() => makeHolder({ leaseSeconds: 4 })).toThrow(/from 5 to 600, got 4/);
@@ -710,5 +721,92 @@ describe('with MemoryLedger and the sweep’s own verdict', () => {
     await result;
     expect((await memory.get('lock-1'))?.status).toBe('RELEASING');
     expect(log.filter((line) => line.includes('koodrive'))).toEqual(['0 koodrive create user-1 100']);
+  });
+});
+
+describe('"certainly expired" covers a renew still in flight (issue: closed EXPIRED at 644 s, live until 650 s)', () => {
+  it('lease 10 s, a renew in flight for 20 s: the sweep closes the failed item only after KooDrive’s lock expired', async () => {
+    // One clock for all (no skew). The worker heart-beats every second on a 10 s lease with a 2 s allowance (safe
+    // time 7.5 s); the sweep allows 10 s and runs every second. Its heartbeat at 24 s lands at once but is answered
+    // 6 s late; the renew it then sends at 30 s is in flight for 20 s and lands at 50 s: KooDrive keeps the lock
+    // until 650 s. Every DELETE fails, so the item ends RELEASE_FAILED with heartbeatAt 24 s and the sweep's
+    // "certainly expired" rule alone ends it.
+    const memory = new MemoryLedger({ now: () => clock.now() });
+    const slowLedger: HolderLedger = {
+      recordAcquired: (lock) => memory.recordAcquired(lock),
+      async recordHeartbeat(lockId, holder, leaseSeconds) {
+        const startedAt = clock.monotonic();
+        const written = await memory.recordHeartbeat(lockId, holder, leaseSeconds);
+        if (startedAt === 24_000) await clock.sleep(6_000);
+        return written;
+      },
+      recordReleased: (lockId) => memory.recordReleased(lockId),
+      record: (result) => memory.record(result),
+    };
+    /** When KooDrive's lock expires, on the shared clock (ms); renewals landing after it change nothing. */
+    let expiresAt = 0;
+    const renewedAt: number[] = [];
+    const expiring: KooDriveLocks = {
+      createLock: () => {
+        expiresAt = clock.monotonic() + 600_000;
+        return Promise.resolve({ ok: true, lockId: 'lock-1' });
+      },
+      async renewLock() {
+        if (clock.monotonic() === 30_000) await clock.sleep(20_000);
+        if (clock.monotonic() >= expiresAt)
+          return { ok: false, error: { kind: 'permanent', message: 'gone' } };
+        expiresAt = clock.monotonic() + 600_000;
+        renewedAt.push(clock.monotonic());
+        return { ok: true };
+      },
+      releaseLock: () => Promise.resolve({ ok: false, error: BUSY }),
+    };
+    const holder = makeHolder({
+      ledger: slowLedger,
+      koodrive: expiring,
+      leaseSeconds: 10,
+      heartbeatSeconds: 1,
+      clockSkewSeconds: 2,
+    });
+    const result = holder.hold('user-1', '100', (lease) => {
+      return new Promise<void>((resolve) => lease.signal.addEventListener('abort', () => resolve()));
+    });
+
+    const policy = { staleAfterSeconds: 900, clockSkewSeconds: 10 };
+    const sweepDeps = {
+      ledger: memory,
+      engine: {
+        gateway: {
+          release: (): Promise<AttemptOutcome> => Promise.resolve({ ok: false, error: BUSY }),
+          refreshCredentials: () => Promise.resolve(false),
+        },
+        clock,
+        random: () => 0.5,
+        remainingMs: () => 60_000,
+      },
+      options: { ...DEFAULT_ENGINE_OPTIONS, maxAttempts: 1 },
+    };
+    let closedAt: number | undefined;
+    let releaseFailed: LedgerItem | undefined;
+    while (closedAt === undefined && clock.monotonic() < 1_000_000) {
+      await clock.advance(1000);
+      const item = memory.items.get('lock-1');
+      if (item?.status === 'RELEASE_FAILED') releaseFailed ??= structuredClone(item);
+      const report = await sweep({ ...policy, dryRun: false, limit: 10 }, sweepDeps);
+      if (report.summary.closedExpired > 0) closedAt = clock.monotonic();
+    }
+    await result;
+
+    // The scenario is the issue's: the last heartbeat recorded at 24 s, the renew that landed last at 50 s.
+    expect(releaseFailed).toMatchObject({ heartbeatAt: NOW + 24_000, leaseSeconds: 10 });
+    expect(renewedAt.at(-1)).toBe(50_000);
+    expect(expiresAt).toBe(650_000);
+    // Closed only once KooDrive's lock has expired. The old rule, heartbeat + lease + 600 s + skew = 644 s, closed it
+    // at the first sweep past 644 s, while the lock was live until 650 s.
+    expect(closedAt).toBeGreaterThan(expiresAt);
+    // The rule now adds the 30 s a renew may be in flight: 24 + 10 + 30 + 600 + 10 = 674 s.
+    expect(certainlyExpiredAt(releaseFailed!, policy)).toBe(NOW + 674_000);
+    expect(closedAt).toBe(675_000);
+    expect(memory.items.get('lock-1')?.status).toBe('EXPIRED');
   });
 });

@@ -83,6 +83,13 @@ describe('sweep over the DynamoDB ledger', () => {
       ledgerItem({
         lockId: 'failed',
         status: 'RELEASE_FAILED',
+        heartbeatAt: NOW - 3 * MINUTE,
+        lastError: 'retryable: x',
+      }),
+      // Its last holder's lease (120 s + skew 10 s) is still running: left for a later run.
+      ledgerItem({
+        lockId: 'failed-lease-left',
+        status: 'RELEASE_FAILED',
         heartbeatAt: NOW - MINUTE,
         lastError: 'retryable: x',
       }),
@@ -121,6 +128,7 @@ describe('sweep over the DynamoDB ledger', () => {
         'releasing-dead',
         'releasing-live',
         'failed',
+        'failed-lease-left',
         'failed-expired',
         'released',
       ]),
@@ -132,6 +140,7 @@ describe('sweep over the DynamoDB ledger', () => {
       'releasing-dead': 'RELEASED',
       'releasing-live': 'RELEASING',
       failed: 'RELEASED',
+      'failed-lease-left': 'RELEASE_FAILED',
       'failed-expired': 'EXPIRED',
       released: 'RELEASED',
     });
@@ -148,7 +157,7 @@ describe('sweep over the DynamoDB ledger', () => {
       stale('a'),
       stale('b'),
       fresh('c'),
-      ledgerItem({ lockId: 'd', status: 'RELEASE_FAILED' }),
+      ledgerItem({ lockId: 'd', status: 'RELEASE_FAILED', heartbeatAt: NOW - 3 * MINUTE }),
       ledgerItem({ lockId: 'e', status: 'RELEASE_FAILED', heartbeatAt: NOW - 60 * MINUTE }),
     ];
     await seed(items);
@@ -214,17 +223,17 @@ describe('sweep over the DynamoDB ledger', () => {
       heartbeatAt: NOW - 3 * MINUTE,
     });
 
-    // Certainly expired: heartbeat (NOW − 180 s) + 120 s + 600 s + 10 s = NOW + 550 s.
-    clock.time = NOW + 550 * SECOND;
+    // Certainly expired: heartbeat (NOW − 180 s) + 120 s + 30 s + 600 s + 10 s = NOW + 580 s.
+    clock.time = NOW + 580 * SECOND;
     expect((await sweep(run, deps(ledger, new FakeGateway(unavailable)))).summary.closedExpired).toBe(0);
-    clock.time = NOW + 551 * SECOND;
+    clock.time = NOW + 581 * SECOND;
     const gateway = new FakeGateway();
     const last = await sweep(run, deps(ledger, gateway));
     expect(last.summary).toMatchObject({ requested: 1, closedExpired: 1, released: 0 });
     expect(gateway.calls).toEqual([]);
     expect(await stored('a')).toMatchObject({
       status: 'EXPIRED',
-      expiresAt: Math.floor((NOW + 551 * SECOND) / 1000) + 7 * 86_400,
+      expiresAt: Math.floor((NOW + 581 * SECOND) / 1000) + 7 * 86_400,
     });
   });
 
