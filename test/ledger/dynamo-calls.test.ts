@@ -141,7 +141,8 @@ describe('what dynalite cannot show, from a scripted server', () => {
   it.each([0, 1])('throttling is retried, each attempt signed afresh (adapter %i)', async (which) => {
     const server = await scriptedServer([throttled, throttled, { status: 200, body: {} }]);
     try {
-      const [, calls] = adapters(server.endpoint)[which]!;
+      // The SDK waits up to 500 ms × 2^retry after throttling: a bound that leaves room for two of them.
+      const [, calls] = adapters(server.endpoint, 8000)[which]!;
       expect(await calls.updateItem(update)).toEqual({ conditionFailed: false });
       expect(server.requests).toHaveLength(3);
       expect(
