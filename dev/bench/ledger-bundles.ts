@@ -1,5 +1,5 @@
 /**
- * Issue 10's bundles of the release function with another ledger: the wiring's import of src/ledger/ledger.ts
+ * The release function's bundles with another ledger: the wiring's import of src/ledger/ledger.ts
  * swapped, at build time, for a module in dev/bench/ledger-variants/ (today's ledger as the baseline, or the
  * current ledger with its outcome write done another way). Everything else is the packaged function as built
  * by custom.esbuild, so the CPU and memory figures compare like with like.

@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { runBundle, median, startBundle } from './bundle';
 import { PRICES, sqsReleaseBill, usd } from './cost';
 import { CANDIDATES, measureClients, type ClientFigures } from './dynamo-clients';
-import type { Context, Issue10 } from './issue10';
-import { deployed } from './issue10';
+import type { Context, ScaleFigures } from './ledger-scale';
+import { deployed } from './ledger-scale';
 import { buildWithLedger } from './ledger-bundles';
 import { ms } from './report';
 
@@ -42,12 +42,12 @@ export interface LedgerCostFigures {
 }
 
 const BOUND_RATIO = 1.5;
-/** The rows' item number in the tables (after issue 10's). */
+/** The rows' item number in the tables (after the ledger-scale rows, 10.x). */
 export const LEDGER_COST_ITEM = 11;
 
 export async function measureLedgerCost(
   ctx: Context,
-  m: Issue10,
+  m: ScaleFigures,
   packaged: string,
   sizes: LedgerCostSizes,
 ): Promise<LedgerCostFigures> {
@@ -146,7 +146,7 @@ export async function measureLedgerCost(
   return figures;
 }
 
-function addRows(ctx: Context, m: Issue10, f: LedgerCostFigures, sizes: LedgerCostSizes): void {
+function addRows(ctx: Context, m: ScaleFigures, f: LedgerCostFigures, sizes: LedgerCostSizes): void {
   const n = f.sides.new;
   const b = f.sides.sdk;
   if (!n || !b) return;

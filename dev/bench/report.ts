@@ -6,7 +6,7 @@ import type { Part, VariantResult } from './bundle';
 export interface Row {
   /** Stable ID, e.g. "1.calls" (the smoke test checks that every one of ROW_IDS is produced). */
   id: string;
-  /** The issue's item number (issue 6), or 10.<goal> for issue 10's rows. */
+  /** The item number: 1–7 the release path, 10.<goal> the ledger at scale, 11 the ledger's cost. */
   item: number;
   what: string;
   /** The goal as text; "—" when the item only reports. */
@@ -40,7 +40,7 @@ export const ROW_IDS = [
   '6.memory-size',
   '7.sweep-many',
   '7.sweep-few',
-  // Issue 10: each goal, the new ledger next to the baseline (today's byStatus ledger) in the same run.
+  // The ledger at scale: each goal, the new ledger next to the baseline (today's byStatus ledger) in the same run.
   '10.1-holders',
   '10.1-load',
   '10.2-heartbeat',
@@ -129,8 +129,8 @@ export interface Results {
   alternatives: VariantResult[];
   composition: { totalBytes: number; packages: Part[]; files: Part[] };
   notes: string[];
-  /** Issue 10's load model and cost sections (Markdown), when its items ran. */
-  issue10?: string;
+  /** The ledger-scale load model and cost sections (Markdown), when its items ran. */
+  scaleSections?: string;
 }
 
 const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
@@ -196,22 +196,22 @@ export function compositionTable(r: Results, top = 12): string {
   );
 }
 
-const isIssue10 = (row: Row) => row.id.startsWith('10.');
+const isScaleRow = (row: Row) => row.id.startsWith('10.');
 
-export function markdown(r: Results, issue10 = ''): string {
-  const rows10 = r.rows.filter(isIssue10);
+export function markdown(r: Results, scale = ''): string {
+  const rows10 = r.rows.filter(isScaleRow);
   return [
     `Machine: ${machineLine(r)}`,
     '',
-    goalsTable(r, (row) => !isIssue10(row)),
+    goalsTable(r, (row) => !isScaleRow(row)),
     '',
     ...(rows10.length
       ? [
-          'Issue 10 (ledger scale and cost): the current ledger (sparse `openLocks` index) first, after "—" the baseline, the ledger before it (`byStatus` index), measured the same way in the same run:',
+          'The ledger at scale (10.x): the current ledger (sparse `openLocks` index) first, after "—" the baseline, the ledger before it (`byStatus` index), measured the same way in the same run:',
           '',
-          goalsTable(r, isIssue10),
+          goalsTable(r, isScaleRow),
           '',
-          ...(issue10 ? [issue10, ''] : []),
+          ...(scale ? [scale, ''] : []),
         ]
       : []),
     'Cold start alternatives (item 4): zip sizes estimated as serverless-esbuild writes them; times are medians of fresh processes, run interleaved; differences against the first line. The last lines leave parts out (cumulatively from "without the AWS SDK") to show what the load time is made of:',

@@ -2,8 +2,8 @@
  * `npm run bench` (`-- --quick` for a seconds-long version; `--out <file>` to write the results elsewhere than
  * bench/results.json; `--only 2,4` for some items while working on them): measures the release path against the
  * KooDrive emulator, prints a table with each goal next to its measurement and writes the results as JSON.
- * Issue 6 defines the items; issue 10's goals (`--only 10`) are the rows numbered 10.x, each with its baseline
- * (dev/bench/issue10.ts).
+ * Items 1–7 measure the release path; the ledger at scale (`--only 10`) is the rows numbered 10.x, each with its baseline
+ * (dev/bench/ledger-scale.ts).
  *
  * Processes: this one hosts Secrets Manager and DynamoDB (dynalite) and drives the others; the KooDrive
  * emulator runs in a child of its own; the code under test runs in fresh worker processes (tsx, source) or in
@@ -44,9 +44,9 @@ import {
   measureCpu,
   measureHolders,
   measureSweep,
-  newIssue10,
+  newScaleFigures,
   type Context,
-} from './issue10';
+} from './ledger-scale';
 import { startChild, type Peer } from './ipc';
 import { LEDGER_COST_ITEM, measureLedgerCost } from './ledger-cost';
 import {
@@ -158,7 +158,7 @@ const results: Results = {
   notes: [],
 };
 const rows = new Map<RowId, Row>();
-/** Issue 6's rows are numbered by item ("1.calls": 1), issue 10's by goal ("10.4-sqs": 10.4). */
+/** Rows are numbered by item ("1.calls": 1), the ledger at scale by goal ("10.4-sqs": 10.4), the ledger's cost 11. */
 const add = (id: RowId, row: Omit<Row, 'id' | 'item'>) => {
   const item = id.startsWith('ledger.')
     ? LEDGER_COST_ITEM
@@ -601,9 +601,9 @@ async function memory(bundle: string): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Issue 10 (and item 7, the sweep over a large ledger: the new design's figures of issue 10's goal 6).
+// The ledger at scale (and item 7, the sweep over a large ledger: the new design's figures of its sweep goal).
 
-const issue10 = newIssue10();
+const scale = newScaleFigures();
 const closers: Array<() => Promise<void>> = [];
 const ctx: Context = {
   sizes: {
@@ -633,11 +633,11 @@ const ctx: Context = {
   closers,
   scratch,
 };
-let issue10Markdown = '';
+let scaleMarkdown = '';
 
 async function sweepRows(): Promise<void> {
-  await measureSweep(ctx, issue10);
-  const sp = issue10.sweep.sparse;
+  await measureSweep(ctx, scale);
+  const sp = scale.sweep.sparse;
   if (!sp) return;
   const [many, few] = P.sweepStale;
   const count = (u: typeof sp.many.usage) => Object.values(u.requests).reduce((a, b) => a + b, 0);
@@ -655,9 +655,9 @@ async function sweepRows(): Promise<void> {
   });
 }
 
-function issue10Models(): void {
+function scaleModels(): void {
   const peak = rows.get('6.memory')?.value;
-  const base = issue10.rss.byStatus;
+  const base = scale.rss.byStatus;
   if (peak !== undefined || base !== undefined) {
     add('10.5-rss', {
       what: `Memory: peak RSS releasing ${P.memoryN} locks in one direct invoke (packaged bundle, ledger on, L=0, heap flags of a 128 MB Lambda)`,
@@ -667,9 +667,9 @@ function issue10Models(): void {
       ...(peak !== undefined ? { ok: peak <= 128 } : {}),
     });
   }
-  const figures = loadRows(ctx, issue10);
-  const bills = costRows(ctx, issue10);
-  issue10Markdown = [loadSection(ctx, figures, issue10), '', costSection(ctx, bills, issue10)].join('\n');
+  const figures = loadRows(ctx, scale);
+  const bills = costRows(ctx, scale);
+  scaleMarkdown = [loadSection(ctx, figures, scale), '', costSection(ctx, bills, scale)].join('\n');
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -680,11 +680,11 @@ try {
   if (wants(1) || wants(3) || wants(5)) await latencyBound(pkg.bundle);
   if (wants(2)) await overhead();
   if (wants(6)) await memory(pkg.bundle);
-  if (wants(10)) await measureHolders(ctx, issue10);
-  if (wants(10)) await measureCpu(ctx, issue10, pkg.bundle);
+  if (wants(10)) await measureHolders(ctx, scale);
+  if (wants(10)) await measureCpu(ctx, scale, pkg.bundle);
   if (wants(7) || wants(10)) await sweepRows();
-  if (wants(10)) issue10Models();
-  if (wants('ledger')) await measureLedgerCost(ctx, issue10, pkg.bundle, P.ledgerCost);
+  if (wants(10)) scaleModels();
+  if (wants('ledger')) await measureLedgerCost(ctx, scale, pkg.bundle, P.ledgerCost);
 } finally {
   for (const close of closers) await close();
   await emulator.stop();
@@ -706,8 +706,8 @@ if (results.machine.loadAverage.start > 0.5 * results.machine.cores) {
     `The machine was busy when the run started (load average ${results.machine.loadAverage.start} on ${results.machine.cores} cores): timings are pessimistic.`,
   );
 }
-results.issue10 = issue10Markdown || undefined;
-const text = markdown(results, issue10Markdown);
+results.scaleSections = scaleMarkdown || undefined;
+const text = markdown(results, scaleMarkdown);
 // A partial run (--only) does not replace the full results unless asked to (--out).
 const write = only === undefined || flags.out !== undefined;
 if (write) {

@@ -64,7 +64,7 @@ describe('npm run bench -- --quick', () => {
     expect(results.markdown).toContain(results.machine.cpu);
     for (const row of results.rows) expect(results.markdown).toContain(row.what);
 
-    // Issue 10: every goal row names its baseline, and the load model and cost sections are written.
+    // The ledger at scale: every goal row names its baseline, and the load model and cost sections are written.
     for (const row of results.rows.filter((r) => r.id.startsWith('10.') && r.id !== '10.5-variants')) {
       expect(row.measured, row.id).toContain('baseline');
     }
@@ -75,8 +75,8 @@ describe('npm run bench -- --quick', () => {
     for (const name of ['aws4-undici', 'aws-lite', 'aws4fetch', 'sdk']) {
       expect(results.rows.find((r) => r.id === 'ledger.clients')?.measured).toContain(`${name}: `);
     }
-    expect(results.issue10).toContain('### Load model');
-    expect(results.issue10).toContain('### Cost');
-    expect(results.markdown).toContain(results.issue10);
+    expect(results.scaleSections).toContain('### Load model');
+    expect(results.scaleSections).toContain('### Cost');
+    expect(results.markdown).toContain(results.scaleSections);
   });
 });
