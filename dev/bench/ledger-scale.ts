@@ -800,7 +800,7 @@ const table = (header: string[], lines: string[][]) =>
 export function loadSection(ctx: Context, figures: LoadFigures[], m: ScaleFigures): string {
   const d = deployed();
   const lines: string[] = [
-    '### Load model',
+    '#### Load model',
     '',
     `DynamoDB takes at most 1,000 write units and 3,000 read units per second on one partition key value (of the table or of an index); a throttled index throttles the table's writes too. For every key value k the benchmark counts the write units k took per holder for an acquire (a_k), a heartbeat (h_k) and a release (r_k), from ${ctx.sizes.holders} holders through LockHolder on dynalite (capacity model: item images before and after each write). With N holders, heartbeat period H and mean hold time T:`,
     '',
@@ -853,7 +853,7 @@ export function loadSection(ctx: Context, figures: LoadFigures[], m: ScaleFigure
 }
 
 export function costSection(ctx: Context, bills: Bills, m: ScaleFigures): string {
-  const lines: string[] = ['### Cost', '', ...bills.assumptions.map((a) => `- ${a}`), ''];
+  const lines: string[] = ['#### Cost', '', ...bills.assumptions.map((a) => `- ${a}`), ''];
   const lc = bills.lifecycle;
   if (lc.sparse && lc.byStatus) {
     lines.push(

@@ -197,24 +197,34 @@ export function compositionTable(r: Results, top = 12): string {
 }
 
 const isScaleRow = (row: Row) => row.id.startsWith('10.');
+const isCostRow = (row: Row) => row.id.startsWith('ledger.');
 
+/** The run as Markdown: the machine, then one table per part, each goal next to its baseline of the same run. */
 export function markdown(r: Results, scale = ''): string {
-  const rows10 = r.rows.filter(isScaleRow);
+  const section = (title: string, intro: string, which: (row: Row) => boolean, after: string[] = []) =>
+    r.rows.some(which) ? [`### ${title}`, '', intro, '', goalsTable(r, which), '', ...after] : [];
   return [
     `Machine: ${machineLine(r)}`,
     '',
-    goalsTable(r, (row) => !isScaleRow(row)),
+    ...section(
+      "The ledger's cost on the release path (11)",
+      'The packaged release function, its ledger calls signed and sent over undici (src/ledger/dynamo-http.ts), first; after "—" the baseline: the same function with the ledger through the AWS SDK v3 client, measured the same way in the same run.',
+      isCostRow,
+    ),
+    ...section(
+      'The release path (items 1–7)',
+      'The packaged release function and its parts against the KooDrive emulator (a process of its own), dynalite and the local Secrets Manager.',
+      (row) => !isScaleRow(row) && !isCostRow(row),
+    ),
+    ...section(
+      'The ledger at scale (10.x)',
+      'The current ledger (sparse `openLocks` index) first, after "—" the baseline, the ledger before it (`byStatus` index), measured the same way in the same run.',
+      isScaleRow,
+      scale ? [scale, ''] : [],
+    ),
+    '### Cold start alternatives',
     '',
-    ...(rows10.length
-      ? [
-          'The ledger at scale (10.x): the current ledger (sparse `openLocks` index) first, after "—" the baseline, the ledger before it (`byStatus` index), measured the same way in the same run:',
-          '',
-          goalsTable(r, isScaleRow),
-          '',
-          ...(scale ? [scale, ''] : []),
-        ]
-      : []),
-    'Cold start alternatives (item 4): zip sizes estimated as serverless-esbuild writes them; times are medians of fresh processes, run interleaved; differences against the first line. The last lines leave parts out (cumulatively from "without the AWS SDK") to show what the load time is made of:',
+    'Zip sizes estimated as serverless-esbuild writes them; times are medians of fresh processes, run interleaved; differences against the first line. The last lines leave parts out (cumulatively from "without the AWS SDK") to show what the load time is made of:',
     '',
     alternativesTable(r),
     '',
