@@ -24,7 +24,7 @@ function runQuick(out: string): Promise<{ code: number | null; output: string }>
     });
     let output = '';
     const keep = (chunk: Buffer) => {
-      output = (output + chunk.toString('utf8')).slice(-20_000);
+      output = (output + chunk.toString('utf8')).slice(-400_000);
     };
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
