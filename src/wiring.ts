@@ -18,6 +18,7 @@ import {
 } from './core/sweep-event';
 import { KooDriveClient } from './koodrive/client';
 import { SecretSettingsSource } from './koodrive/secret-source';
+import { httpDynamoCallsFromEnv } from './ledger/dynamo-http';
 import { DynamoLedger } from './ledger/ledger';
 import { InvocationTelemetry, logger, metrics } from './telemetry';
 
@@ -66,7 +67,17 @@ function buildApp(env: EnvConfig): App {
   });
   const koodrive = new KooDriveClient({ settings, timeoutMs: env.timeoutMs, connections: env.concurrency });
   const options = engineOptions(env);
-  const ledger = env.ledgerTable ? new DynamoLedger({ tableName: env.ledgerTable }) : undefined;
+  // Signed requests over an undici pool (docs/benchmarks.md, "DynamoDB client"), each bounded by the time the
+  // engine reserves for a ledger write, so a slow write cannot carry an invocation past its deadline.
+  const ledger = env.ledgerTable
+    ? new DynamoLedger({
+        tableName: env.ledgerTable,
+        calls: httpDynamoCallsFromEnv(process.env, {
+          connections: env.concurrency,
+          timeoutMs: options.recordReserveMs,
+        }),
+      })
+    : undefined;
 
   const engine = (telemetry: InvocationTelemetry, remainingMs: () => number): EngineDeps => {
     const gateway: LockGateway = {

@@ -1,5 +1,5 @@
 /**
- * The baseline for issue 10's benchmark: the lock ledger as it was before the sparse `openLocks` index (commit
+ * The byStatus baseline of the ledger-scale scenario: the lock ledger as it was before the sparse `openLocks` index (commit
  * 862d8a4, src/ledger/ledger.ts), kept verbatim apart from its imports and this comment, with its table
  * (baseline-ledger-table.yml, read by baseline-table.ts: resources/ledger-table.yml at that commit, the
  * `byStatus` index, HASH status, RANGE heartbeatAt, projection ALL). The benchmark runs it beside the current ledger in the same run, so each

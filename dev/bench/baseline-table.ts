@@ -1,4 +1,4 @@
-/** The baseline ledger's table (issue 10's benchmark): dev/bench/baseline-ledger-table.yml as a CreateTable request. */
+/** The baseline ledger's table (the ledger-scale scenario): dev/bench/baseline-ledger-table.yml as a CreateTable request. */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';

@@ -1,5 +1,5 @@
 /**
- * The cost model of issue 10 (README, "Cost"): list prices times the request counts the benchmark measured.
+ * The cost model (docs/benchmarks.md, "Cost"): list prices times the request counts the benchmark measured.
  * Pure arithmetic; every figure it prints names its inputs so the README can show the formula next to it.
  */
 

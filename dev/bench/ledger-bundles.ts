@@ -1,5 +1,5 @@
 /**
- * Issue 10's bundles of the release function with another ledger: the wiring's import of src/ledger/ledger.ts
+ * The release function's bundles with another ledger: the wiring's import of src/ledger/ledger.ts
  * swapped, at build time, for a module in dev/bench/ledger-variants/ (today's ledger as the baseline, or the
  * current ledger with its outcome write done another way). Everything else is the packaged function as built
  * by custom.esbuild, so the CPU and memory figures compare like with like.
@@ -9,6 +9,8 @@ import type * as esbuild from 'esbuild';
 import { buildRelease, configuredBuildOptions, ROOT, type Built } from './bundle';
 
 export const LEDGER_VARIANTS = {
+  'sdk-client':
+    'the same ledger through the AWS SDK v3 client (the functions before the signed-HTTP adapter)',
   baseline: 'today’s ledger (byStatus index, DocumentClient UpdateItem per outcome)',
   coalesced: 'released outcomes coalesced into BatchWriteItem puts of up to 25 (unconditional)',
   'no-outcome': 'no write for released outcomes (the floor: what the outcome write costs)',

@@ -1,11 +1,12 @@
 /** The benchmark's rows, the machine it ran on, and the tables it prints (Markdown, as the README shows them). */
+import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, platform, arch, totalmem } from 'node:os';
 import type { Part, VariantResult } from './bundle';
 
 export interface Row {
   /** Stable ID, e.g. "1.calls" (the smoke test checks that every one of ROW_IDS is produced). */
   id: string;
-  /** The issue's item number (issue 6), or 10.<goal> for issue 10's rows. */
+  /** The item number: 1–7 the release path, 10.<goal> the ledger at scale, 11 the ledger's cost. */
   item: number;
   what: string;
   /** The goal as text; "—" when the item only reports. */
@@ -39,7 +40,7 @@ export const ROW_IDS = [
   '6.memory-size',
   '7.sweep-many',
   '7.sweep-few',
-  // Issue 10: each goal, the new ledger next to the baseline (today's byStatus ledger) in the same run.
+  // The ledger at scale: each goal, the new ledger next to the baseline (today's byStatus ledger) in the same run.
   '10.1-holders',
   '10.1-load',
   '10.2-heartbeat',
@@ -53,6 +54,15 @@ export const ROW_IDS = [
   '10.5-rss',
   '10.6-sweep-many',
   '10.6-sweep-few',
+  // The ledger's cost: the release function with its DynamoDB client next to the AWS SDK client, same run.
+  'ledger.cpu',
+  'ledger.load',
+  'ledger.cold',
+  'ledger.rss',
+  'ledger.sqs-batch',
+  'ledger.direct',
+  'ledger.cost',
+  'ledger.clients',
 ] as const;
 
 export type RowId = (typeof ROW_IDS)[number];
@@ -65,6 +75,24 @@ export interface Machine {
   memoryGb: number;
   /** 1-minute load average when the run started and ended (other work on the machine skews timings). */
   loadAverage: { start: number; end?: number };
+  /**
+   * A fixed CPU loop (CALIBRATION_LOOP: 100,000 chained SHA-256 of 32 bytes) in ms, median of 5 fresh processes,
+   * at the start and the end of the run: figures from two machines compare as ratios to it.
+   */
+  calibrationMs?: { start: number; end?: number };
+}
+
+/** The calibration loop, run by a fresh `node -e`: prints the ms it took. */
+export const CALIBRATION_LOOP =
+  "const c=require('node:crypto');const t=performance.now();let h=Buffer.alloc(32);" +
+  "for(let i=0;i<100000;i++)h=c.createHash('sha256').update(h).digest();process.stdout.write(String(performance.now()-t))";
+
+/** Median of 5 fresh processes running CALIBRATION_LOOP. */
+export function calibrate(): number {
+  const runs = Array.from({ length: 5 }, () =>
+    Number(execFileSync(process.execPath, ['-e', CALIBRATION_LOOP], { encoding: 'utf8' })),
+  ).sort((a, b) => a - b);
+  return round(runs[2] ?? NaN, 1);
 }
 
 export function machine(): Machine {
@@ -101,8 +129,8 @@ export interface Results {
   alternatives: VariantResult[];
   composition: { totalBytes: number; packages: Part[]; files: Part[] };
   notes: string[];
-  /** Issue 10's load model and cost sections (Markdown), when its items ran. */
-  issue10?: string;
+  /** The ledger-scale load model and cost sections (Markdown), when its items ran. */
+  scaleSections?: string;
 }
 
 const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
@@ -118,7 +146,10 @@ function table(header: string[], lines: string[][]): string {
 export function machineLine(r: Results): string {
   const m = r.machine;
   const load = `load average ${m.loadAverage.start}${m.loadAverage.end === undefined ? '' : ` → ${m.loadAverage.end}`}`;
-  return `${m.cpu}, ${m.cores} cores, ${m.memoryGb} GB, ${m.os}, Node ${m.node}; ${load}; ${r.mode} run of ${r.durationS} s, ${r.startedAt}`;
+  const cal = m.calibrationMs
+    ? `; CPU calibration ${m.calibrationMs.start} ms${m.calibrationMs.end === undefined ? '' : ` → ${m.calibrationMs.end} ms`} (100,000 chained SHA-256, median of 5 fresh processes)`
+    : '';
+  return `${m.cpu}, ${m.cores} cores, ${m.memoryGb} GB, ${m.os}, Node ${m.node}; ${load}${cal}; ${r.mode} run of ${r.durationS} s, ${r.startedAt}`;
 }
 
 /** The goals table: what was measured, its goal, the measurement, met or not. */
@@ -165,25 +196,35 @@ export function compositionTable(r: Results, top = 12): string {
   );
 }
 
-const isIssue10 = (row: Row) => row.id.startsWith('10.');
+const isScaleRow = (row: Row) => row.id.startsWith('10.');
+const isCostRow = (row: Row) => row.id.startsWith('ledger.');
 
-export function markdown(r: Results, issue10 = ''): string {
-  const rows10 = r.rows.filter(isIssue10);
+/** The run as Markdown: the machine, then one table per part, each goal next to its baseline of the same run. */
+export function markdown(r: Results, scale = ''): string {
+  const section = (title: string, intro: string, which: (row: Row) => boolean, after: string[] = []) =>
+    r.rows.some(which) ? [`### ${title}`, '', intro, '', goalsTable(r, which), '', ...after] : [];
   return [
     `Machine: ${machineLine(r)}`,
     '',
-    goalsTable(r, (row) => !isIssue10(row)),
+    ...section(
+      "The ledger's cost on the release path (11)",
+      'The packaged release function, its ledger calls signed and sent over undici (src/ledger/dynamo-http.ts), first; after "—" the baseline: the same function with the ledger through the AWS SDK v3 client, measured the same way in the same run.',
+      isCostRow,
+    ),
+    ...section(
+      'The release path (items 1–7)',
+      'The packaged release function and its parts against the KooDrive emulator (a process of its own), dynalite and the local Secrets Manager.',
+      (row) => !isScaleRow(row) && !isCostRow(row),
+    ),
+    ...section(
+      'The ledger at scale (10.x)',
+      'The current ledger (sparse `openLocks` index) first, after "—" the baseline, the ledger before it (`byStatus` index), measured the same way in the same run.',
+      isScaleRow,
+      scale ? [scale, ''] : [],
+    ),
+    '### Cold start alternatives',
     '',
-    ...(rows10.length
-      ? [
-          'Issue 10 (ledger scale and cost): the current ledger (sparse `openLocks` index) first, after "—" the baseline, the ledger before it (`byStatus` index), measured the same way in the same run:',
-          '',
-          goalsTable(r, isIssue10),
-          '',
-          ...(issue10 ? [issue10, ''] : []),
-        ]
-      : []),
-    'Cold start alternatives (item 4): zip sizes estimated as serverless-esbuild writes them; times are medians of fresh processes, run interleaved; differences against the first line. The last lines leave parts out (cumulatively from "without the AWS SDK") to show what the load time is made of:',
+    'Zip sizes estimated as serverless-esbuild writes them; times are medians of fresh processes, run interleaved; differences against the first line. The last lines leave parts out (cumulatively from "without the AWS SDK") to show what the load time is made of:',
     '',
     alternativesTable(r),
     '',

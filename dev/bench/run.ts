@@ -2,8 +2,8 @@
  * `npm run bench` (`-- --quick` for a seconds-long version; `--out <file>` to write the results elsewhere than
  * bench/results.json; `--only 2,4` for some items while working on them): measures the release path against the
  * KooDrive emulator, prints a table with each goal next to its measurement and writes the results as JSON.
- * Issue 6 defines the items; issue 10's goals (`--only 10`) are the rows numbered 10.x, each with its baseline
- * (dev/bench/issue10.ts).
+ * Items 1–7 measure the release path; the ledger at scale (`--only 10`) is the rows numbered 10.x, each with its baseline
+ * (dev/bench/ledger-scale.ts).
  *
  * Processes: this one hosts Secrets Manager and DynamoDB (dynalite) and drives the others; the KooDrive
  * emulator runs in a child of its own; the code under test runs in fresh worker processes (tsx, source) or in
@@ -44,11 +44,14 @@ import {
   measureCpu,
   measureHolders,
   measureSweep,
-  newIssue10,
+  newScaleFigures,
   type Context,
-} from './issue10';
+} from './ledger-scale';
 import { startChild, type Peer } from './ipc';
+import { RESULTS_FILE, updateDocs } from './docs';
+import { LEDGER_COST_ITEM, measureLedgerCost } from './ledger-cost';
 import {
+  calibrate,
   endLoad,
   kb,
   machine,
@@ -66,11 +69,11 @@ import { estimateZipSize } from './zip';
 const { values: flags } = parseArgs({
   options: { quick: { type: 'boolean', default: false }, out: { type: 'string' }, only: { type: 'string' } },
 });
-/** `--only 1,6`: just those items (for working on one; the table then lacks the other rows). */
-const only = flags.only === undefined ? undefined : new Set(flags.only.split(',').map(Number));
-const wants = (item: number) => only === undefined || only.has(item);
+/** `--only 1,6,ledger`: just those items (for working on one; the table then lacks the other rows). */
+const only = flags.only === undefined ? undefined : new Set(flags.only.split(','));
+const wants = (item: number | 'ledger') => only === undefined || only.has(String(item));
 const quick = flags.quick;
-const outFile = flags.out ?? join(ROOT, 'bench', 'results.json');
+const outFile = flags.out ?? RESULTS_FILE;
 
 /** The sizes of each item; --quick keeps every step but makes it tiny. */
 const P = quick
@@ -94,6 +97,14 @@ const P = quick
       releasePath: 6,
       cpuN: 40,
       sqsBatches: 2,
+      ledgerCost: {
+        loadRuns: 2,
+        coldRuns: 1,
+        directN: 40,
+        sqsBatches: 2,
+        memoryN: 300,
+        clients: { n: 100, concurrency: 16, rounds: 1, warmup: 20, loadRuns: 1 },
+      },
     }
   : {
       n: 1000,
@@ -115,6 +126,14 @@ const P = quick
       releasePath: 200,
       cpuN: 1000,
       sqsBatches: 20,
+      ledgerCost: {
+        loadRuns: 9,
+        coldRuns: 9,
+        directN: 1000,
+        sqsBatches: 20,
+        memoryN: 10_000,
+        clients: { n: 2000, concurrency: 16, rounds: 3, warmup: 300, loadRuns: 5 },
+      },
     };
 
 /** Lambda's CPU share grows with memory: 1769 MB is one vCPU. */
@@ -127,8 +146,9 @@ const EMULATOR = join(import.meta.dirname, 'emulator-process.ts');
 const USER = LOCAL_USER_ID;
 
 const runStarted = performance.now();
+const calibrationAtStart = calibrate();
 const results: Results = {
-  machine: machine(),
+  machine: { ...machine(), calibrationMs: { start: calibrationAtStart } },
   mode: quick ? 'quick' : 'full',
   startedAt: new Date().toISOString(),
   durationS: 0,
@@ -139,9 +159,13 @@ const results: Results = {
   notes: [],
 };
 const rows = new Map<RowId, Row>();
-/** Issue 6's rows are numbered by item ("1.calls": 1), issue 10's by goal ("10.4-sqs": 10.4). */
+/** Rows are numbered by item ("1.calls": 1), the ledger at scale by goal ("10.4-sqs": 10.4), the ledger's cost 11. */
 const add = (id: RowId, row: Omit<Row, 'id' | 'item'>) => {
-  const item = id.startsWith('10.') ? Number(id.split('-')[0]) : Number(id.split('.')[0]);
+  const item = id.startsWith('ledger.')
+    ? LEDGER_COST_ITEM
+    : id.startsWith('10.')
+      ? Number(id.split('-')[0])
+      : Number(id.split('.')[0]);
   rows.set(id, { id, item, ...row });
 };
 const log = (text: string) =>
@@ -414,7 +438,7 @@ async function latencyBound(bundle: string): Promise<void> {
     add('1.cpu', {
       what: 'CPU per lock in the handler process (warm: signing, HTTP, JSON log line, ledger UpdateItem)',
       goal: '—',
-      measured: `${handlerCpuPerLockMs.toFixed(3)} ms per lock, of which the KooDrive calls ≈ ${callsCpuPerLockMs.toFixed(3)} (the calls-alone run, JIT warm-up included): the rest is the ledger's UpdateItem through the AWS SDK, logs and metrics; the emulator spent ${(warm.emulatorCpu / P.n).toFixed(3)} ms per request`,
+      measured: `${handlerCpuPerLockMs.toFixed(3)} ms per lock, of which the KooDrive calls ≈ ${callsCpuPerLockMs.toFixed(3)} (the calls-alone run, JIT warm-up included): the rest is the ledger's requests (live-lease read, outcome write), logs and metrics; the emulator spent ${(warm.emulatorCpu / P.n).toFixed(3)} ms per request`,
       value: handlerCpuPerLockMs,
     });
     add('3.connections-whole', {
@@ -578,9 +602,9 @@ async function memory(bundle: string): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Issue 10 (and item 7, the sweep over a large ledger: the new design's figures of issue 10's goal 6).
+// The ledger at scale (and item 7, the sweep over a large ledger: the new design's figures of its sweep goal).
 
-const issue10 = newIssue10();
+const scale = newScaleFigures();
 const closers: Array<() => Promise<void>> = [];
 const ctx: Context = {
   sizes: {
@@ -610,11 +634,11 @@ const ctx: Context = {
   closers,
   scratch,
 };
-let issue10Markdown = '';
+let scaleMarkdown = '';
 
 async function sweepRows(): Promise<void> {
-  await measureSweep(ctx, issue10);
-  const sp = issue10.sweep.sparse;
+  await measureSweep(ctx, scale);
+  const sp = scale.sweep.sparse;
   if (!sp) return;
   const [many, few] = P.sweepStale;
   const count = (u: typeof sp.many.usage) => Object.values(u.requests).reduce((a, b) => a + b, 0);
@@ -632,9 +656,9 @@ async function sweepRows(): Promise<void> {
   });
 }
 
-function issue10Models(): void {
+function scaleModels(): void {
   const peak = rows.get('6.memory')?.value;
-  const base = issue10.rss.byStatus;
+  const base = scale.rss.byStatus;
   if (peak !== undefined || base !== undefined) {
     add('10.5-rss', {
       what: `Memory: peak RSS releasing ${P.memoryN} locks in one direct invoke (packaged bundle, ledger on, L=0, heap flags of a 128 MB Lambda)`,
@@ -644,9 +668,9 @@ function issue10Models(): void {
       ...(peak !== undefined ? { ok: peak <= 128 } : {}),
     });
   }
-  const figures = loadRows(ctx, issue10);
-  const bills = costRows(ctx, issue10);
-  issue10Markdown = [loadSection(ctx, figures, issue10), '', costSection(ctx, bills, issue10)].join('\n');
+  const figures = loadRows(ctx, scale);
+  const bills = costRows(ctx, scale);
+  scaleMarkdown = [loadSection(ctx, figures, scale), '', costSection(ctx, bills, scale)].join('\n');
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -657,10 +681,11 @@ try {
   if (wants(1) || wants(3) || wants(5)) await latencyBound(pkg.bundle);
   if (wants(2)) await overhead();
   if (wants(6)) await memory(pkg.bundle);
-  if (wants(10)) await measureHolders(ctx, issue10);
-  if (wants(10)) await measureCpu(ctx, issue10, pkg.bundle);
+  if (wants(10)) await measureHolders(ctx, scale);
+  if (wants(10)) await measureCpu(ctx, scale, pkg.bundle);
   if (wants(7) || wants(10)) await sweepRows();
-  if (wants(10)) issue10Models();
+  if (wants(10)) scaleModels();
+  if (wants('ledger')) await measureLedgerCost(ctx, scale, pkg.bundle, P.ledgerCost);
 } finally {
   for (const close of closers) await close();
   await emulator.stop();
@@ -670,6 +695,7 @@ try {
 }
 
 endLoad(results.machine);
+results.machine.calibrationMs = { start: calibrationAtStart, end: calibrate() };
 results.durationS = round((performance.now() - runStarted) / 1000);
 results.rows = ROW_IDS.flatMap((id) => {
   const row = rows.get(id);
@@ -681,12 +707,14 @@ if (results.machine.loadAverage.start > 0.5 * results.machine.cores) {
     `The machine was busy when the run started (load average ${results.machine.loadAverage.start} on ${results.machine.cores} cores): timings are pessimistic.`,
   );
 }
-results.issue10 = issue10Markdown || undefined;
-const text = markdown(results, issue10Markdown);
+results.scaleSections = scaleMarkdown || undefined;
+const text = markdown(results, scaleMarkdown);
 // A partial run (--only) does not replace the full results unless asked to (--out).
 const write = only === undefined || flags.out !== undefined;
 if (write) {
   mkdirSync(dirname(outFile), { recursive: true });
   writeFileSync(outFile, `${JSON.stringify({ ...results, markdown: text }, null, 2)}\n`);
+  // The docs' tables follow the default results file (npm run bench:docs does the same by hand).
+  if (outFile === RESULTS_FILE) await updateDocs();
 }
 process.stdout.write(`\n${text}\n${write ? `\nResults written to ${outFile}\n` : ''}`);

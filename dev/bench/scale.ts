@@ -1,5 +1,5 @@
 /**
- * Issue 10's scale items for the benchmark: holders through the real LockHolder on a virtual clock (so 7
+ * The ledger-scale workloads: holders through the real LockHolder on a virtual clock (so 7
  * heartbeats of 40 s take no real 5 minutes), the ledger writes they cause priced per partition key value by the
  * capacity model, the index census (what sits in each index at the end), seeding a large ledger of open locks for
  * either design, and today's sweep (the baseline) as it ran before the sparse index.

@@ -225,7 +225,7 @@ const commands = {
   },
 
   /**
-   * Issue 10's baseline sweep: today's ledger (dev/bench/baseline-ledger.ts) on `tableName`, its candidates
+   * The ledger-scale baseline sweep: today's ledger (dev/bench/baseline-ledger.ts) on `tableName`, its candidates
    * claimed and released through the engine with the container's KooDrive client, as the sweep did before the
    * sparse index.
    */

@@ -3,11 +3,11 @@
  * and through it the live-lease decision and the release engine) on an SQS batch or a direct-invoke payload, with
  * the simulation's ports. Nothing here decides anything: the request is built, handed over, and its answer returned.
  */
-import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { SQSEvent } from 'aws-lambda';
 import type { EngineOptions } from '../../src/core/engine';
 import type { ReleaseLedger } from '../../src/core/lease';
-import type { Clock, LockGateway, LockRef, LockResult, Random, ReleaseReport } from '../../src/core/model';
-import { handleReleaseEvent } from '../../src/core/release';
+import type { Clock, LockGateway, LockRef, LockResult, Random } from '../../src/core/model';
+import { handleReleaseEvent, type ReleaseAnswer } from '../../src/core/release';
 import { STALE_AFTER_SECONDS } from './sweep-driver';
 
 export interface ReleaseRequest {
@@ -60,7 +60,7 @@ export function runRelease(
   request: ReleaseRequest,
   id: string,
   deps: ReleaseDriverDeps,
-): Promise<SQSBatchResponse | ReleaseReport> {
+): Promise<ReleaseAnswer> {
   const event =
     request.via === 'sqs'
       ? sqsEvent(request, id)

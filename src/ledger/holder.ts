@@ -34,6 +34,7 @@ import { KooDriveClient } from '../koodrive/client';
 import { SecretSettingsSource } from '../koodrive/secret-source';
 import type { SettingsSource } from '../koodrive/settings';
 import { readClockSkew } from '../config';
+import { sdkDynamoCalls } from './dynamo-sdk';
 import { DynamoLedger } from './ledger';
 
 export type { HolderLedger } from '../core/lease';
@@ -616,7 +617,8 @@ function defaultLedger(options: LockHolderOptions, clock: Clock): HolderLedger {
   }
   return new DynamoLedger({
     tableName: options.tableName,
-    client: options.dynamodb ?? new DynamoDBClient({}),
+    // Workers run anywhere: the SDK's credential chain, and their own client's middleware, stay theirs.
+    calls: sdkDynamoCalls(options.dynamodb ?? new DynamoDBClient({})),
     now: () => clock.now(),
   });
 }

@@ -10,24 +10,21 @@
  * the userId, present exactly while an item is open; projects moduleCode), then BatchGetItem. A heartbeat changes
  * neither a key nor a projected attribute of either index, so it writes no index: one write unit.
  *
- * Requests go through the low-level client with constant expressions and pre-marshalled constant values: the
- * outcome write is on the release path's hot loop, and the document client's marshalling cost more CPU than the
- * rest of the request.
+ * Requests go through the DynamoDB port (dynamo-calls.ts) in DynamoDB's own JSON shape, with constant expressions and
+ * pre-marshalled constant values: the outcome write is on the release path's hot loop. Every call is bounded by
+ * the adapter's timeout.
  */
-import {
-  BatchGetItemCommand,
-  ConditionalCheckFailedException,
-  DynamoDBClient,
-  GetItemCommand,
-  PutItemCommand,
-  QueryCommand,
-  UpdateItemCommand,
-  type QueryCommandInput,
-  type QueryCommandOutput,
-  type UpdateItemCommandInput,
-  type AttributeValue,
-  type ConsumedCapacity,
-} from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type {
+  AttributeValue,
+  ConsumedCapacity,
+  DynamoCalls,
+  QueryAnswer,
+  QueryInput,
+  UpdateItemInput,
+  WriteAnswer,
+} from './dynamo-calls';
+import { httpDynamoCallsFor, httpDynamoCallsFromEnv } from './dynamo-http';
 import { LedgerConflictError, LockExistsError, LockLostError, LockNotFoundError } from '../core/errors';
 import {
   newHeldItem,
@@ -67,7 +64,13 @@ export const DEFAULT_READ_CONCURRENCY = 4;
 
 export interface DynamoLedgerOptions {
   tableName: string;
-  /** Default: `new DynamoDBClient({})`, configured by the environment (region, AWS_ENDPOINT_URL_DYNAMODB). */
+  /**
+   * The DynamoDB port. Default: signed requests over an undici pool (dynamo-http.ts) with `client`'s region,
+   * endpoint and credentials, or without `client` the environment's (AWS_REGION, AWS_ACCESS_KEY_ID, …,
+   * AWS_ENDPOINT_URL_DYNAMODB), as in Lambda.
+   */
+  calls?: DynamoCalls;
+  /** An AWS SDK client whose configuration (region, endpoint, credential provider) the default port uses. */
   client?: DynamoDBClient;
   /** Epoch ms of the writer's clock. Default: the system clock. */
   now?: () => number;
@@ -82,6 +85,8 @@ export interface DynamoLedgerOptions {
 }
 
 type Values = Record<string, AttributeValue>;
+/** A conditional write whose condition failed, with the item as it was when DynamoDB returned it. */
+type ConditionFailed = Extract<WriteAnswer, { conditionFailed: true }>;
 
 const OPEN_STATUSES: readonly string[] = ['HELD', 'RELEASING', 'RELEASE_FAILED'];
 const S = (value: string): AttributeValue => ({ S: value });
@@ -157,7 +162,7 @@ export class DynamoLedger implements HolderLedger, SweepLedger, UserLedger, Rele
   readUnits = 0;
   /** Write capacity units DynamoDB reported consumed for the table (index writes are not reported). */
   writeUnits = 0;
-  private readonly client: DynamoDBClient;
+  private readonly calls: DynamoCalls;
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: Random;
@@ -169,7 +174,8 @@ export class DynamoLedger implements HolderLedger, SweepLedger, UserLedger, Rele
   constructor(options: DynamoLedgerOptions) {
     if (!options.tableName) throw new Error('tableName is required');
     this.tableName = options.tableName;
-    this.client = options.client ?? new DynamoDBClient({});
+    this.calls =
+      options.calls ?? (options.client ? httpDynamoCallsFor(options.client) : httpDynamoCallsFromEnv());
     this.now = options.now ?? (() => systemClock.now());
     this.sleep = options.sleep ?? ((ms) => systemClock.sleep(ms));
     this.random = options.random ?? systemRandom;
@@ -182,9 +188,7 @@ export class DynamoLedger implements HolderLedger, SweepLedger, UserLedger, Rele
   async get(lockId: string): Promise<LedgerItem | undefined> {
     const { Item } = await this.counted(
       'read',
-      this.client.send(
-        new GetItemCommand({ ...this.table, Key: { lockId: S(lockId) }, ConsistentRead: true }),
-      ),
+      this.calls.getItem({ ...this.table, Key: { lockId: S(lockId) }, ConsistentRead: true }),
     );
     return Item ? fromItem(Item) : undefined;
   }
@@ -195,23 +199,15 @@ export class DynamoLedger implements HolderLedger, SweepLedger, UserLedger, Rele
   async recordAcquired(lock: AcquiredLock): Promise<LedgerItem> {
     const now = this.now();
     const item = newHeldItem(lock, now, randomSweepShard(this.random));
-    try {
-      await this.counted(
-        'write',
-        this.client.send(
-          new PutItemCommand({
-            ...this.table,
-            Item: toItem(item),
-            ConditionExpression: 'attribute_not_exists(lockId)',
-          }),
-        ),
-      );
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) {
-        throw new LockExistsError(lock.lockId, { cause: error });
-      }
-      throw error;
-    }
+    const answer = await this.counted(
+      'write',
+      this.calls.putItem({
+        ...this.table,
+        Item: toItem(item),
+        ConditionExpression: 'attribute_not_exists(lockId)',
+      }),
+    );
+    if (answer.conditionFailed) throw new LockExistsError(lock.lockId, { cause: answer });
     return item;
   }
 
@@ -233,7 +229,7 @@ export class DynamoLedger implements HolderLedger, SweepLedger, UserLedger, Rele
     });
     if (!error) return now;
     // DynamoDB returns the item with the failure; dynalite does not, then a consistent read tells why.
-    const item = error.Item ? fromItem(error.Item) : await this.get(lockId);
+    const item = error.oldItem ? fromItem(error.oldItem) : await this.get(lockId);
     if (item && item.status === 'HELD' && item.holder === holder && item.heartbeatAt >= now) {
       return item.heartbeatAt;
     }
@@ -497,38 +493,31 @@ export class DynamoLedger implements HolderLedger, SweepLedger, UserLedger, Rele
   // ---- internals ----
 
   /**
-   * One conditional UpdateItem on the item `lockId`. Resolves undefined when it was applied, and with DynamoDB's
-   * ConditionalCheckFailedException when the condition failed (losing is a normal answer for every caller);
-   * any other error rejects.
+   * One conditional UpdateItem on the item `lockId`. Resolves undefined when it was applied, and with the port's
+   * condition-failed answer (the old item when DynamoDB returned it) when the condition failed: losing is a normal
+   * answer for every caller. Any other error rejects.
    */
   private async update(
     lockId: string,
-    input: Omit<UpdateItemCommandInput, 'TableName' | 'Key' | 'ReturnConsumedCapacity'>,
-  ): Promise<ConditionalCheckFailedException | undefined> {
-    try {
-      await this.counted(
-        'write',
-        this.client.send(new UpdateItemCommand({ ...this.table, Key: { lockId: S(lockId) }, ...input })),
-      );
-      return undefined;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return error;
-      throw error;
-    }
+    input: Omit<UpdateItemInput, 'TableName' | 'Key' | 'ReturnConsumedCapacity'>,
+  ): Promise<ConditionFailed | undefined> {
+    const answer = await this.counted(
+      'write',
+      this.calls.updateItem({ ...this.table, Key: { lockId: S(lockId) }, ...input }),
+    );
+    return answer.conditionFailed ? answer : undefined;
   }
 
   /** One Query page of an index of this table, counted. */
-  private query(
-    input: Omit<QueryCommandInput, 'TableName' | 'ReturnConsumedCapacity'>,
-  ): Promise<QueryCommandOutput> {
-    return this.counted('read', this.client.send(new QueryCommand({ ...this.table, ...input })));
+  private query(input: Omit<QueryInput, 'TableName' | 'ReturnConsumedCapacity'>): Promise<QueryAnswer> {
+    return this.counted('read', this.calls.query({ ...this.table, ...input }));
   }
 
   /** The outcome write; resolves with the condition failure when it was not applied. */
   private async writeOutcome(
     result: LockResult,
     basis: ReleaseBasis | undefined,
-  ): Promise<ConditionalCheckFailedException | undefined> {
+  ): Promise<ConditionFailed | undefined> {
     const now = this.now();
     const released = result.outcome === 'released' || result.outcome === 'alreadyReleased';
     const values: Values = released
@@ -572,12 +561,10 @@ export class DynamoLedger implements HolderLedger, SweepLedger, UserLedger, Rele
       }
       const answer = await this.counted(
         'read',
-        this.client.send(
-          new BatchGetItemCommand({
-            RequestItems: { [this.tableName]: { Keys: pending } },
-            ReturnConsumedCapacity: 'TOTAL',
-          }),
-        ),
+        this.calls.batchGetItem({
+          RequestItems: { [this.tableName]: { Keys: pending } },
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
       );
       for (const item of answer.Responses?.[this.tableName] ?? []) {
         const decoded = fromItem(item);
@@ -608,19 +595,14 @@ export class DynamoLedger implements HolderLedger, SweepLedger, UserLedger, Rele
   }
 
   /** Counts one request and the capacity DynamoDB reports for it (a failed conditional write costs 1 WU). */
-  private async counted<T extends { ConsumedCapacity?: ConsumedCapacity | ConsumedCapacity[] }>(
-    kind: 'read' | 'write',
-    request: Promise<T>,
-  ): Promise<T> {
+  private async counted<
+    T extends { ConsumedCapacity?: ConsumedCapacity | ConsumedCapacity[]; conditionFailed?: boolean },
+  >(kind: 'read' | 'write', request: Promise<T>): Promise<T> {
     this.requests += 1;
-    try {
-      const answer = await request;
-      this.count(answer.ConsumedCapacity, kind);
-      return answer;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) this.writeUnits += 1;
-      throw error;
-    }
+    const answer = await request;
+    if (answer.conditionFailed) this.writeUnits += 1;
+    else this.count(answer.ConsumedCapacity, kind);
+    return answer;
   }
 
   private count(consumed: ConsumedCapacity | ConsumedCapacity[] | undefined, kind: 'read' | 'write'): void {

@@ -24,7 +24,7 @@ function runQuick(out: string): Promise<{ code: number | null; output: string }>
     });
     let output = '';
     const keep = (chunk: Buffer) => {
-      output = (output + chunk.toString('utf8')).slice(-20_000);
+      output = (output + chunk.toString('utf8')).slice(-400_000);
     };
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
@@ -52,6 +52,10 @@ describe('npm run bench -- --quick', () => {
     expect(results.machine.cpu).not.toBe('');
     expect(results.machine.cores).toBeGreaterThan(0);
     expect(results.machine.node).toMatch(/^v\d+/);
+    // Comparable runs: the CPU calibration at both ends and the load average.
+    expect(results.machine.calibrationMs?.start).toBeGreaterThan(0);
+    expect(results.machine.calibrationMs?.end).toBeGreaterThan(0);
+    expect(results.machine.loadAverage.end).toBeGreaterThanOrEqual(0);
     expect(results.alternatives.length).toBeGreaterThan(1);
     expect(results.composition.packages.length).toBeGreaterThan(0);
 
@@ -60,12 +64,19 @@ describe('npm run bench -- --quick', () => {
     expect(results.markdown).toContain(results.machine.cpu);
     for (const row of results.rows) expect(results.markdown).toContain(row.what);
 
-    // Issue 10: every goal row names its baseline, and the load model and cost sections are written.
+    // The ledger at scale: every goal row names its baseline, and the load model and cost sections are written.
     for (const row of results.rows.filter((r) => r.id.startsWith('10.') && r.id !== '10.5-variants')) {
       expect(row.measured, row.id).toContain('baseline');
     }
-    expect(results.issue10).toContain('### Load model');
-    expect(results.issue10).toContain('### Cost');
-    expect(results.markdown).toContain(results.issue10);
+    // The ledger's cost: every goal next to the AWS SDK client's figure; every DynamoDB client candidate measured.
+    for (const row of results.rows.filter((r) => r.id.startsWith('ledger.') && r.id !== 'ledger.clients')) {
+      expect(row.measured, row.id).toContain('baseline');
+    }
+    for (const name of ['aws4-undici', 'aws-lite', 'aws4fetch', 'sdk']) {
+      expect(results.rows.find((r) => r.id === 'ledger.clients')?.measured).toContain(`${name}: `);
+    }
+    expect(results.scaleSections).toContain('### Load model');
+    expect(results.scaleSections).toContain('### Cost');
+    expect(results.markdown).toContain(results.scaleSections);
   });
 });

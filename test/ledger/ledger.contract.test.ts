@@ -1,5 +1,5 @@
 /**
- * The ledger's contract, run against DynamoLedger on dynalite and against MemoryLedger (dev/memory-ledger.ts): the
+ * The ledger's contract, run against DynamoLedger on dynalite (through each DynamoDB adapter) and against MemoryLedger (dev/memory-ledger.ts): the
  * in-memory model the simulation and the core's tests use is trusted because it passes exactly these tests.
  * Results are checked by reading the items back: for DynamoDB through the SDK's document client, independent of
  * the adapter's own codec.
@@ -9,6 +9,9 @@ import { startDynalite, type LocalDynamo } from '../../dev/dynalite';
 import { MemoryLedger } from '../../dev/memory-ledger';
 import type { HolderLedger, LedgerItem, ReleaseLedger, SweepLedger, UserLedger } from '../../src/core/lease';
 import type { LockResult, OutcomeRecorder } from '../../src/core/model';
+import type { DynamoCalls } from '../../src/ledger/dynamo-calls';
+import { httpDynamoCalls } from '../../src/ledger/dynamo-http';
+import { sdkDynamoCalls } from '../../src/ledger/dynamo-sdk';
 import {
   DynamoLedger,
   LedgerConflictError,
@@ -32,24 +35,39 @@ interface Subject {
 let now = NOW;
 const clock = () => now;
 
+/** DynamoLedger on dynalite through one of its DynamoDB adapters. */
+const onDynalite =
+  (calls: (dynamo: LocalDynamo) => DynamoCalls) =>
+  async (pageSize: number): Promise<Subject> => {
+    const dynamo: LocalDynamo = await startDynalite();
+    const ledger = new DynamoLedger({
+      tableName: dynamo.tableName,
+      calls: calls(dynamo),
+      now: clock,
+      pageSize,
+    });
+    return {
+      ledger,
+      stored: (lockId) => rawItem(dynamo.client, dynamo.tableName, lockId),
+      seed: (items) => seedItems(dynamo.client, dynamo.tableName, items),
+      close: () => dynamo.close(),
+    };
+  };
+
 const subjects: Array<[string, (pageSize: number) => Promise<Subject>]> = [
   [
-    'DynamoLedger on dynalite',
-    async (pageSize) => {
-      const dynamo: LocalDynamo = await startDynalite();
-      const ledger = new DynamoLedger({
-        tableName: dynamo.tableName,
-        client: dynamo.client,
-        now: clock,
-        pageSize,
-      });
-      return {
-        ledger,
-        stored: (lockId) => rawItem(dynamo.client, dynamo.tableName, lockId),
-        seed: (items) => seedItems(dynamo.client, dynamo.tableName, items),
-        close: () => dynamo.close(),
-      };
-    },
+    'DynamoLedger on dynalite, signed requests over undici (the functions)',
+    onDynalite((dynamo) =>
+      httpDynamoCalls({
+        region: 'us-east-1',
+        endpoint: dynamo.endpoint,
+        credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+      }),
+    ),
+  ],
+  [
+    'DynamoLedger on dynalite, the AWS SDK (the holder package)',
+    onDynalite((dynamo) => sdkDynamoCalls(dynamo.client)),
   ],
   [
     'MemoryLedger',

@@ -5,14 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
-import {
-  BatchGetItemCommand,
-  CreateTableCommand,
-  DescribeTableCommand,
-  DynamoDBClient,
-  QueryCommand,
-  type AttributeValue,
-} from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   LEDGER_TABLE_FILE,
@@ -24,6 +17,7 @@ import {
 import { listenOnLoopback } from '../../dev/loopback';
 import { DEFAULT_ENGINE_OPTIONS, releaseLocks } from '../../src/core/engine';
 import type { LockResult } from '../../src/core/model';
+import type { DynamoCalls } from '../../src/ledger/dynamo-calls';
 import {
   DynamoLedger,
   fromItem,
@@ -273,53 +267,52 @@ describe('openItems on DynamoDB', () => {
   });
 });
 
-describe('openItems paging and retries (a scripted client)', () => {
-  /** A client whose Query and BatchGetItem answers are scripted; it records the requests. */
+describe('openItems paging and retries (a scripted DynamoDB port)', () => {
+  const unexpected = () => Promise.reject(new Error('unexpected request'));
+  /** A port whose Query and BatchGetItem answers are scripted; it records the requests. */
   function scripted(
     shards: Record<string, string[]>,
     unprocessedOnce: boolean,
     failQuery?: string,
-  ): { client: DynamoDBClient; sent: string[] } {
+  ): { calls: DynamoCalls; sent: string[] } {
     const sent: string[] = [];
     let held = unprocessedOnce;
-    const client = {
-      send: (command: unknown) => {
-        if (command instanceof QueryCommand) {
-          const shard = command.input.ExpressionAttributeValues?.[':shard']?.S ?? '';
-          sent.push(`Query ${shard}`);
-          if (shard === failQuery) return Promise.reject(new Error('throttled'));
-          const keys = (shards[shard] ?? []).map((lockId) => ({
-            lockId: { S: lockId },
-            sweepShard: { S: shard },
-          }));
-          return Promise.resolve({ Items: keys });
-        }
-        if (command instanceof BatchGetItemCommand) {
-          const keys = command.input.RequestItems?.t?.Keys ?? [];
-          sent.push(`BatchGetItem ${keys.length}`);
-          const served = held ? keys.slice(0, 1) : keys;
-          const unprocessed = held ? keys.slice(1) : [];
-          held = false;
-          const items = served.map((key) =>
-            toItem(ledgerItem({ lockId: (key.lockId as AttributeValue & { S: string }).S })),
-          );
-          return Promise.resolve({
-            Responses: { t: items },
-            ...(unprocessed.length > 0 ? { UnprocessedKeys: { t: { Keys: unprocessed } } } : {}),
-          });
-        }
-        return Promise.reject(new Error('unexpected command'));
+    const calls: DynamoCalls = {
+      putItem: unexpected,
+      updateItem: unexpected,
+      getItem: unexpected,
+      query: (input) => {
+        const shard = input.ExpressionAttributeValues?.[':shard']?.S ?? '';
+        sent.push(`Query ${shard}`);
+        if (shard === failQuery) return Promise.reject(new Error('throttled'));
+        const keys = (shards[shard] ?? []).map((lockId) => ({
+          lockId: { S: lockId },
+          sweepShard: { S: shard },
+        }));
+        return Promise.resolve({ Items: keys });
       },
-    } as unknown as DynamoDBClient;
-    return { client, sent };
+      batchGetItem: (input) => {
+        const keys = input.RequestItems.t?.Keys ?? [];
+        sent.push(`BatchGetItem ${keys.length}`);
+        const served = held ? keys.slice(0, 1) : keys;
+        const unprocessed = held ? keys.slice(1) : [];
+        held = false;
+        const items = served.map((key) => toItem(ledgerItem({ lockId: key.lockId!.S! })));
+        return Promise.resolve({
+          Responses: { t: items },
+          ...(unprocessed.length > 0 ? { UnprocessedKeys: { t: { Keys: unprocessed } } } : {}),
+        });
+      },
+    };
+    return { calls, sent };
   }
 
   it('retries unprocessed keys after a pause, and yields every item', async () => {
-    const { client, sent } = scripted({ '0': ['a', 'b', 'c'] }, true);
+    const { calls, sent } = scripted({ '0': ['a', 'b', 'c'] }, true);
     const sleeps: number[] = [];
     const reader = new DynamoLedger({
       tableName: 't',
-      client,
+      calls,
       sleep: (ms) => {
         sleeps.push(ms);
         return Promise.resolve();
@@ -335,8 +328,8 @@ describe('openItems paging and retries (a scripted client)', () => {
   });
 
   it('a failed read ends the iteration with its error, after the other readers stopped', async () => {
-    const { client } = scripted({ '0': ['a'], '5': ['b'] }, false, '9');
-    const reader = new DynamoLedger({ tableName: 't', client });
+    const { calls } = scripted({ '0': ['a'], '5': ['b'] }, false, '9');
+    const reader = new DynamoLedger({ tableName: 't', calls });
     const read = async () => {
       for await (const _ of reader.openItems()) void _;
     };
@@ -346,17 +339,20 @@ describe('openItems paging and retries (a scripted client)', () => {
   it('reads at most `readConcurrency` shards at once', async () => {
     let inFlight = 0;
     let most = 0;
-    const client = {
-      send: async (command: unknown) => {
-        if (!(command instanceof QueryCommand)) throw new Error('unexpected');
+    const calls: DynamoCalls = {
+      putItem: unexpected,
+      updateItem: unexpected,
+      getItem: unexpected,
+      batchGetItem: unexpected,
+      query: async () => {
         inFlight += 1;
         most = Math.max(most, inFlight);
         await new Promise((resolve) => setTimeout(resolve, 2));
         inFlight -= 1;
         return { Items: [] };
       },
-    } as unknown as DynamoDBClient;
-    const reader = new DynamoLedger({ tableName: 't', client, readConcurrency: 3 });
+    };
+    const reader = new DynamoLedger({ tableName: 't', calls, readConcurrency: 3 });
     for await (const _ of reader.openItems()) void _;
     expect(reader.requests).toBe(16);
     expect(most).toBe(3);

@@ -1,5 +1,5 @@
 /**
- * Bundle variant (issue 10's baseline): the release function built with today's ledger, before the sparse index.
+ * Bundle variant (the ledger-scale baseline): the release function built with today's ledger, before the sparse index.
  * dev/bench/ledger-bundles.ts swaps src/wiring.ts's import of the ledger for this module.
  */
 export * from '../../../src/ledger/ledger';

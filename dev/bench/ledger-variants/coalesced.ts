@@ -1,5 +1,5 @@
 /**
- * Bundle variant (issue 10, goal 5, "coalescing outcome writes"): released outcomes that arrive together are
+ * Bundle variant ("coalescing outcome writes"): released outcomes that arrive together are
  * written as one BatchWriteItem of up to 25 PutRequests, each a final RELEASED item with every value
  * marshalled by hand; failures go through the ledger's own conditional write. A BatchWriteItem carries no
  * condition: a put replaces the item whole (the holder's acquiredAt and name are lost from the audit trail, a

@@ -1,5 +1,5 @@
 /**
- * Bundle variant (issue 10, goal 5, "fewer writes per outcome" taken to its floor): released outcomes are not
+ * Bundle variant ("fewer writes per outcome" taken to its floor): released outcomes are not
  * written at all, failures are. What the ledger's outcome write costs the handler is the difference to the
  * packaged function. Not a design: a HELD item would never leave the index.
  */

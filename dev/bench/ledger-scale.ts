@@ -1,5 +1,5 @@
 /**
- * Issue 10's items in `npm run bench`: each goal measured for the current ledger (the sparse `openLocks` index)
+ * The ledger at scale in `npm run bench`: each goal measured for the current ledger (the sparse `openLocks` index)
  * and for the baseline (today's ledger before it: the `byStatus` index, dev/bench/baseline-ledger.ts) in the same
  * run, the same way. DynamoDB units come from the capacity model (dev/bench/capacity.ts) in front of dynalite;
  * CPU and memory from the packaged release function, built once per ledger (dev/bench/ledger-bundles.ts).
@@ -150,7 +150,7 @@ interface Cpu {
   released: number;
 }
 
-export interface Issue10 {
+export interface ScaleFigures {
   holders: Partial<Record<Design, DesignHolders>>;
   sweep: Partial<Record<Design, DesignSweep>>;
   cpu: Record<string, Cpu>;
@@ -158,7 +158,7 @@ export interface Issue10 {
   rss: Partial<Record<Design, number>>;
 }
 
-export function newIssue10(): Issue10 {
+export function newScaleFigures(): ScaleFigures {
   return { holders: {}, sweep: {}, cpu: {}, sqs: {}, rss: {} };
 }
 
@@ -190,7 +190,7 @@ async function meteredPair(ctx: Context): Promise<{
 }
 
 /** Goals 1–4: holders through LockHolder, their writes per key, the lifecycle, the release path, the census. */
-export async function measureHolders(ctx: Context, m: Issue10): Promise<void> {
+export async function measureHolders(ctx: Context, m: ScaleFigures): Promise<void> {
   const s = ctx.sizes;
   const { db, proxy, tables, client } = await meteredPair(ctx);
   for (const design of DESIGNS) {
@@ -198,7 +198,7 @@ export async function measureHolders(ctx: Context, m: Issue10): Promise<void> {
       design === 'sparse'
         ? new DynamoLedger({ tableName: tables.sparse, client, now: clock.now })
         : baselineHolderLedger(new BaselineLedger({ tableName: tables.byStatus, client, now: clock.now }));
-    ctx.log(`issue 10: ${s.holders} holders, ${s.holderHeartbeats} heartbeats each (${LABEL[design]})`);
+    ctx.log(`ledger scale: ${s.holders} holders, ${s.holderHeartbeats} heartbeats each (${LABEL[design]})`);
     const c1 = new VirtualClock();
     const scale = await holdersRun({
       ledger: ledgerFor(c1),
@@ -209,7 +209,7 @@ export async function measureHolders(ctx: Context, m: Issue10): Promise<void> {
       prefix: `${design}-scale`,
       workSeconds: s.holderHeartbeats * 40 + 20,
     });
-    ctx.log(`issue 10: ${s.lifecycleHolders} five-minute lifecycles (${LABEL[design]})`);
+    ctx.log(`ledger scale: ${s.lifecycleHolders} five-minute lifecycles (${LABEL[design]})`);
     const c2 = new VirtualClock();
     const lifecycle = await holdersRun({
       ledger: ledgerFor(c2),
@@ -310,7 +310,7 @@ export async function measureHolders(ctx: Context, m: Issue10): Promise<void> {
 }
 
 /** Goal 5: handler CPU per released lock and peak RSS, the packaged function with each ledger. */
-export async function measureCpu(ctx: Context, m: Issue10, bundle: string): Promise<void> {
+export async function measureCpu(ctx: Context, m: ScaleFigures, bundle: string): Promise<void> {
   const s = ctx.sizes;
   const baselineTable = `baseline-${randomUUID().slice(0, 8)}`;
   await ctx.ledgerDb.client.send(new CreateTableCommand(baselineTableInput(baselineTable)));
@@ -330,7 +330,7 @@ export async function measureCpu(ctx: Context, m: Issue10, bundle: string): Prom
     },
   ];
   for (const variant of Object.keys(LEDGER_VARIANTS) as LedgerVariant[]) {
-    ctx.log(`issue 10: building the release function with the ${variant} ledger`);
+    ctx.log(`ledger scale: building the release function with the ${variant} ledger`);
     const built = await buildWithLedger(variant, join(ctx.scratch, `ledger-${variant}`));
     bundles.push({
       name: variant,
@@ -355,7 +355,7 @@ export async function measureCpu(ctx: Context, m: Issue10, bundle: string): Prom
   });
   for (const b of bundles) {
     ctx.log(
-      `issue 10: handler CPU per lock, ${b.name} (N=${s.cpuN}, L=${s.latencyMs} ms, C=${s.concurrency})`,
+      `ledger scale: handler CPU per lock, ${b.name} (N=${s.cpuN}, L=${s.latencyMs} ms, C=${s.concurrency})`,
     );
     const { peer } = await startBundle(b.bundle, b.env);
     try {
@@ -417,7 +417,7 @@ export async function measureCpu(ctx: Context, m: Issue10, bundle: string): Prom
     value: cpu('coalesced'),
   });
 
-  ctx.log(`issue 10: peak RSS releasing ${s.memoryN} locks, baseline bundle`);
+  ctx.log(`ledger scale: peak RSS releasing ${s.memoryN} locks, baseline bundle`);
   await ctx.emulator.call('reset');
   const ids = await ctx.emulator.call('seed', ctx.userId, { count: s.memoryN });
   const base = bundles.find((b) => b.name === 'baseline');
@@ -432,7 +432,7 @@ export async function measureCpu(ctx: Context, m: Issue10, bundle: string): Prom
 }
 
 /** Goal 6: one sweep over a large ledger, each design in its own dynalite behind a metering proxy. */
-export async function measureSweep(ctx: Context, m: Issue10): Promise<void> {
+export async function measureSweep(ctx: Context, m: ScaleFigures): Promise<void> {
   const s = ctx.sizes;
   const [many, few] = s.sweepStale;
   for (const design of DESIGNS) {
@@ -447,12 +447,12 @@ export async function measureSweep(ctx: Context, m: Issue10): Promise<void> {
       [table]: tableShape(design === 'sparse' ? ledgerTableInput(table) : baselineTableInput(table)),
     });
     ctx.closers.push(() => proxy.close());
-    ctx.log(`issue 10: seeding ${s.sweepItems} open locks (${many} stale) for ${LABEL[design]}`);
+    ctx.log(`ledger scale: seeding ${s.sweepItems} open locks (${many} stale) for ${LABEL[design]}`);
     const seedStarted = performance.now();
     const prefix = `${design}-sweep`;
     const staleIds = await seedOpenLocks(db.client, table, design, s.sweepItems, many, prefix, ctx.userId);
     ctx.notes.push(
-      `Issue 10, goal 6: ${s.sweepItems} items seeded for ${LABEL[design]} with BatchWriteItem in ${((performance.now() - seedStarted) / 1000).toFixed(1)} s (not part of the figures).`,
+      `Ledger scale, sweep: ${s.sweepItems} items seeded for ${LABEL[design]} with BatchWriteItem in ${((performance.now() - seedStarted) / 1000).toFixed(1)} s (not part of the figures).`,
     );
     await ctx.emulator.call('reset');
     await ctx.emulator.call('latency', s.latencyMs);
@@ -479,7 +479,7 @@ export async function measureSweep(ctx: Context, m: Issue10): Promise<void> {
         }
         if (released !== expected) {
           ctx.notes.push(
-            `Issue 10, goal 6: the ${LABEL[design]} sweep released ${released} of ${expected} stale locks (${failed} failed, the rest not reached before its 300 s deadline).`,
+            `Ledger scale, sweep: the ${LABEL[design]} sweep released ${released} of ${expected} stale locks (${failed} failed, the rest not reached before its 300 s deadline).`,
           );
         }
         return { ms: took, usage: since(before, proxy.meter.snapshot()), released, expected };
@@ -488,7 +488,7 @@ export async function measureSweep(ctx: Context, m: Issue10): Promise<void> {
       }
     };
     await ctx.emulator.call('seed', ctx.userId, { lockIds: staleIds });
-    ctx.log(`issue 10: sweeping ${many} stale of ${s.sweepItems} (${LABEL[design]})`);
+    ctx.log(`ledger scale: sweeping ${many} stale of ${s.sweepItems} (${LABEL[design]})`);
     const a = await sweepOnce(many);
     // Stale locks the first sweep did not reach are made fresh again: the second sweep sees `few` stale.
     if (a.released < many) {
@@ -521,7 +521,7 @@ export async function measureSweep(ctx: Context, m: Issue10): Promise<void> {
       );
     }
     await ctx.emulator.call('seed', ctx.userId, { lockIds: fewIds });
-    ctx.log(`issue 10: sweeping ${few} stale (${LABEL[design]})`);
+    ctx.log(`ledger scale: sweeping ${few} stale (${LABEL[design]})`);
     const b = await sweepOnce(few);
     m.sweep[design] = { many: a, few: b };
   }
@@ -660,7 +660,7 @@ export function loadModel(
   };
 }
 
-export function loadRows(ctx: Context, m: Issue10): LoadFigures[] {
+export function loadRows(ctx: Context, m: ScaleFigures): LoadFigures[] {
   const d = deployed();
   const out: LoadFigures[] = [];
   for (const design of DESIGNS) {
@@ -698,7 +698,7 @@ export interface Bills {
 }
 
 /** Goal 4: the bills, from the measured counts. */
-export function costRows(ctx: Context, m: Issue10): Bills {
+export function costRows(ctx: Context, m: ScaleFigures): Bills {
   const d = deployed();
   const bills: Bills = { lifecycle: {}, sqs: {}, sqsAlternatives: [], month: {}, assumptions: [] };
   const koodriveLatencyMs = 100;
@@ -797,10 +797,10 @@ const table = (header: string[], lines: string[][]) =>
     ...lines.map((l) => `| ${l.join(' | ')} |`),
   ].join('\n');
 
-export function loadSection(ctx: Context, figures: LoadFigures[], m: Issue10): string {
+export function loadSection(ctx: Context, figures: LoadFigures[], m: ScaleFigures): string {
   const d = deployed();
   const lines: string[] = [
-    '### Load model',
+    '#### Load model',
     '',
     `DynamoDB takes at most 1,000 write units and 3,000 read units per second on one partition key value (of the table or of an index); a throttled index throttles the table's writes too. For every key value k the benchmark counts the write units k took per holder for an acquire (a_k), a heartbeat (h_k) and a release (r_k), from ${ctx.sizes.holders} holders through LockHolder on dynalite (capacity model: item images before and after each write). With N holders, heartbeat period H and mean hold time T:`,
     '',
@@ -852,8 +852,8 @@ export function loadSection(ctx: Context, figures: LoadFigures[], m: Issue10): s
   return lines.join('\n');
 }
 
-export function costSection(ctx: Context, bills: Bills, m: Issue10): string {
-  const lines: string[] = ['### Cost', '', ...bills.assumptions.map((a) => `- ${a}`), ''];
+export function costSection(ctx: Context, bills: Bills, m: ScaleFigures): string {
+  const lines: string[] = ['#### Cost', '', ...bills.assumptions.map((a) => `- ${a}`), ''];
   const lc = bills.lifecycle;
   if (lc.sparse && lc.byStatus) {
     lines.push(
