@@ -20,7 +20,7 @@ import {
 } from '../../src/ledger/holder';
 import { ConfigError } from '../../src/core/errors';
 import { judge } from '../../src/core/lease';
-import { MemoryLedger } from '../../dev/memory-ledger';
+import { MemoryLedger } from '../../src/testing/memory-ledger';
 
 const NOW = Date.UTC(2025, 0, 1);
 

@@ -21,7 +21,7 @@ import {
   waitUntilActive,
   type LocalDynamo,
 } from '../../dev/dynalite';
-import { listenOnLoopback } from '../../dev/loopback';
+import { listenOnLoopback } from '../../src/testing/loopback';
 import type { LockResult } from '../../src/core/model';
 import { DynamoLedger, fromItem, OPEN_LOCKS_INDEX, toItem, type LedgerItem } from '../../src/ledger/ledger';
 import { ledgerItem, manyItems, MINUTE, NOW, rawItem, seedItems } from '../helpers/ledger-fakes';
