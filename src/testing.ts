@@ -2,11 +2,9 @@
  * The package entry `koodrive-lock-releaser/testing` for worker teams' own tests: createTestbed() (a KooDrive
  * emulator, an in-memory ledger and a clock, in-process and offline), and the parts it is made of.
  */
+export { type KooDriveFailure, type KooDriveFailureKind, type KooDriveOperation } from './testing/faults';
 export {
   createTestbed,
-  type KooDriveFailure,
-  type KooDriveFailureKind,
-  type KooDriveOperation,
   type KooDriveRequest,
   type Testbed,
   type TestbedClock,

@@ -12,13 +12,8 @@ import { systemClock, type Clock } from '../core/model';
 import type { KooDriveLocks } from '../ledger/holder';
 import { KooDriveClient } from '../koodrive/client';
 import { parseSecret } from '../koodrive/secret';
-import {
-  DEFAULT_NOT_FOUND_CODE,
-  startKooDriveEmulator,
-  type Fault,
-  type KooDriveEmulator,
-  type RecordedRequest,
-} from './koodrive-emulator';
+import { faultRuleOf, operationOf, type KooDriveFailure, type KooDriveOperation } from './faults';
+import { startKooDriveEmulator, type KooDriveEmulator, type RecordedRequest } from './koodrive-emulator';
 import { MemoryLedger } from './memory-ledger';
 import { turn, VirtualClock } from './virtual-clock';
 
@@ -30,38 +25,6 @@ export interface TestbedOptions {
   clock?: 'real' | 'virtual';
   /** Epoch ms the virtual clock starts at; default 2026-01-01T00:00:00Z. */
   startAt?: number;
-}
-
-/** The KooDrive call a failure applies to. */
-export type KooDriveOperation = 'create' | 'renew' | 'release';
-
-/** What KooDrive answers instead (see `fail`). */
-export type KooDriveFailureKind =
-  /** HTTP 503: retryable. */
-  | 'unavailable'
-  /** HTTP 429 with `Retry-After: 1`: retryable. */
-  | 'throttled'
-  /** Business code 13000201, "internal invocation failure": retryable. */
-  | 'internal'
-  /** Business code 13000309, the lock does not exist: a renew refused so, the lease is lost. */
-  | 'gone'
-  /** The connection is dropped without an answer. */
-  | 'drop'
-  /** The answer comes this many (real) milliseconds late; the call takes effect. */
-  | { latencyMs: number }
-  /** Any HTTP status (and body). */
-  | { status: number; body?: unknown };
-
-export interface KooDriveFailure {
-  /** The call that fails; default every call. */
-  on?: KooDriveOperation;
-  /** Only calls for this lock (renew, release). */
-  lockId?: string;
-  /** Only calls for this user. */
-  userId?: string;
-  /** How many calls fail; default every matching call until `heal()`. */
-  times?: number;
-  with: KooDriveFailureKind;
 }
 
 /** A request the emulator received, in the order it answered them. */
@@ -124,13 +87,6 @@ export interface Testbed {
   /** Closes every holder built (releasing its locks), then the emulator. */
   close(): Promise<void>;
 }
-
-const METHODS: Record<KooDriveOperation, string> = { create: 'POST', renew: 'PATCH', release: 'DELETE' };
-const OPERATIONS: Partial<Record<string, KooDriveOperation>> = {
-  POST: 'create',
-  PATCH: 'renew',
-  DELETE: 'release',
-};
 
 export async function createTestbed(options: TestbedOptions = {}): Promise<Testbed> {
   const virtual = (options.clock ?? 'real') === 'virtual';
@@ -204,24 +160,13 @@ export async function createTestbed(options: TestbedOptions = {}): Promise<Testb
       settings,
       isLive: (lockId) => emulator.isHeld(lockId),
       fail(failure) {
-        const method = failure.on && METHODS[failure.on];
-        if (failure.on !== undefined && method === undefined) {
-          throw new RangeError(`on must be create, renew or release, got ${String(failure.on)}`);
-        }
-        emulator.fault({
-          match: (req) =>
-            (method === undefined || req.method === method) &&
-            (failure.lockId === undefined || req.lockId === failure.lockId) &&
-            (failure.userId === undefined || req.userId === failure.userId),
-          ...(failure.times !== undefined ? { times: failure.times } : {}),
-          action: faultOf(failure.with),
-        });
+        emulator.fault(faultRuleOf(failure));
       },
       heal: () => emulator.clearFaults(),
       get requests() {
         return emulator.requests.map((r): KooDriveRequest => ({
           ...r,
-          operation: OPERATIONS[r.method] ?? 'other',
+          operation: operationOf(r.method),
         }));
       },
       emulator,
@@ -246,33 +191,4 @@ export async function createTestbed(options: TestbedOptions = {}): Promise<Testb
       return closing;
     },
   };
-}
-
-function faultOf(kind: KooDriveFailureKind): Fault {
-  switch (kind) {
-    case 'unavailable':
-      return { type: 'status', status: 503 };
-    case 'throttled':
-      return { type: 'throttle', retryAfterSeconds: 1 };
-    case 'internal':
-      return { type: 'internal' };
-    case 'gone':
-      return {
-        type: 'status',
-        status: 400,
-        body: { code: DEFAULT_NOT_FOUND_CODE, msg: 'resource does not exist' },
-      };
-    case 'drop':
-      return { type: 'drop' };
-    default:
-      if ('latencyMs' in kind) return { type: 'latency', ms: kind.latencyMs };
-      if ('status' in kind) {
-        return {
-          type: 'status',
-          status: kind.status,
-          ...(kind.body !== undefined ? { body: kind.body } : {}),
-        };
-      }
-      throw new RangeError(`unknown failure ${JSON.stringify(kind)}`);
-  }
 }
