@@ -16,8 +16,9 @@ export default {
   coverageAnalysis: 'perTest',
   // The machines this runs on have two cores; each worker also starts the local servers some tests use.
   concurrency: 2,
-  // Every source file, the two thin handlers included; only type declarations (no code to mutate) are left out.
-  mutate: ['src/**/*.ts', '!src/**/*.d.ts'],
+  // Every source file, the two thin handlers included; left out: type declarations (no code to mutate) and the
+  // test kit (src/testing: the emulator and the in-memory ledger are the tests' independent witnesses).
+  mutate: ['src/**/*.ts', '!src/**/*.d.ts', '!src/testing/**', '!src/testing.ts'],
   // Stryker copies the project (dev/, resources/, events/, serverless.yml the tests read) into .stryker-tmp;
   // local state, earlier reports and build output stay behind.
   ignorePatterns: [

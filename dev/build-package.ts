@@ -1,6 +1,11 @@
 /**
- * `npm run build` (run by `npm pack` through prepack): the package entry `koodrive-lock-releaser/holder` as one
- * ESM file, dist/holder.js (dependencies stay imports), and its type declarations under dist/types.
+ * `npm run build` (run by `npm pack` through prepack): the package entries `koodrive-lock-releaser/holder` and
+ * `koodrive-lock-releaser/testing` and the `koodrive-emulator` command, for ESM and CommonJS consumers
+ * (dependencies stay imports), and their type declarations under dist/types (.d.ts, and .d.cts for require).
+ *
+ * One copy of every class across the two entries (a LockLostError thrown by the testbed's holder must be the
+ * holder entry's LockLostError): ESM shares chunks (esbuild splitting); CommonJS, which esbuild cannot split,
+ * gets one bundle dist/cjs/index.cjs and two thin entries that pick their names from it.
  *
  * The sources import each other without file extensions (bundler resolution); a consumer on Node's own
  * resolution (`moduleResolution: node16/nodenext`) needs them in the declarations, so every relative specifier
@@ -35,16 +40,54 @@ for (const file of declarationFiles(TYPES)) {
   if (fixed !== text) writeFileSync(file, fixed);
 }
 
-await build({
-  entryPoints: [join(ROOT, 'src', 'holder.ts')],
-  outfile: join(DIST, 'holder.js'),
+const common = {
   bundle: true,
   platform: 'node',
-  format: 'esm',
-  target: 'node24',
+  target: 'node22',
   packages: 'external',
   logLevel: 'warning',
+} as const;
+
+await build({
+  ...common,
+  entryPoints: {
+    holder: join(ROOT, 'src', 'holder.ts'),
+    testing: join(ROOT, 'src', 'testing.ts'),
+    'koodrive-emulator': join(ROOT, 'src', 'testing', 'emulator-cli.ts'),
+  },
+  outdir: DIST,
+  format: 'esm',
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
 });
+
+await build({
+  ...common,
+  stdin: {
+    contents: "export * from './src/holder';\nexport * from './src/testing';\n",
+    resolveDir: ROOT,
+    loader: 'ts',
+    sourcefile: 'package-index.ts',
+  },
+  outfile: join(DIST, 'cjs', 'index.cjs'),
+  format: 'cjs',
+});
+for (const entry of ['holder', 'testing']) {
+  const names = Object.keys((await import(join(DIST, `${entry}.js`))) as object).sort();
+  writeFileSync(
+    join(DIST, `${entry}.cjs`),
+    `'use strict';\nconst all = require('./cjs/index.cjs');\nmodule.exports = {\n${names.map((n) => `  ${n}: all.${n},`).join('\n')}\n};\n`,
+  );
+}
+
+// Declarations for `require`: the same text, their relative imports naming .cjs files.
+for (const file of declarationFiles(TYPES)) {
+  const text = readFileSync(file, 'utf8').replace(
+    /((?:\bfrom\s+|\bimport\s*\(\s*|\bimport\s+)(['"])\.{1,2}\/[^'"]*)\.js\2/g,
+    '$1.cjs$2',
+  );
+  writeFileSync(file.replace(/\.d\.ts$/, '.d.cts'), text);
+}
 
 function declarationFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {

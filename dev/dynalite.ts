@@ -14,7 +14,7 @@ import {
   DynamoDBClient,
   type CreateTableCommandInput,
 } from '@aws-sdk/client-dynamodb';
-import { listenOnLoopback } from './loopback';
+import { listenOnLoopback } from '../src/testing/loopback';
 
 // Neither package ships types; these are the only parts used.
 const require = createRequire(import.meta.url);

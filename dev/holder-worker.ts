@@ -3,7 +3,8 @@
  * the package's LockHolder, prints `{"lockId": …}` on stdout and works until it is killed.
  *
  * Reads: WORKER_SETTINGS (the secret JSON, inline), LOCK_LEDGER_TABLE, WORKER_USER_ID, WORKER_MODULE,
- * WORKER_LEASE_SECONDS, WORKER_HEARTBEAT_SECONDS, CLOCK_SKEW_SECONDS, and the AWS variables of the local stack.
+ * WORKER_LEASE_SECONDS, WORKER_HEARTBEAT_SECONDS, CLOCK_SKEW_SECONDS, WORKER_SHUTDOWN_SIGNALS (optional, comma-separated:
+ * the holder's shutdownSignals), and the AWS variables of the local stack.
  */
 import { LockHolder } from '../src/ledger/holder';
 
@@ -20,6 +21,7 @@ const holder = new LockHolder({
   leaseSeconds: Number(need('WORKER_LEASE_SECONDS')),
   heartbeatSeconds: Number(need('WORKER_HEARTBEAT_SECONDS')),
   clockSkewSeconds: Number(need('CLOCK_SKEW_SECONDS')),
+  shutdownSignals: (process.env.WORKER_SHUTDOWN_SIGNALS?.split(',') ?? []) as NodeJS.Signals[],
 });
 
 await holder.hold(need('WORKER_USER_ID'), need('WORKER_MODULE'), async (lease) => {

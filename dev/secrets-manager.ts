@@ -14,7 +14,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { closerOf, listenOnLoopback, readBody } from './loopback';
+import { closerOf, listenOnLoopback, readBody } from '../src/testing/loopback';
 
 const ARN_PREFIX = 'arn:aws:secretsmanager:us-east-1:000000000000:secret:';
 const ARN_SUFFIX = '-AbCdEf';

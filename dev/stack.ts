@@ -4,7 +4,11 @@
  * tests and `npm start`; never bundled.
  */
 import { startDynalite, type LocalDynamo } from './dynalite';
-import { startKooDriveEmulator, type EmulatorOptions, type KooDriveEmulator } from './koodrive-emulator';
+import {
+  startKooDriveEmulator,
+  type EmulatorOptions,
+  type KooDriveEmulator,
+} from '../src/testing/koodrive-emulator';
 import { startSecretsManager, type LocalSecretsManager } from './secrets-manager';
 
 export const LOCAL_APP_ID = 'local-app';

@@ -4,6 +4,7 @@
  */
 export {
   AcquireAbortedError,
+  DEFAULT_CLOSE_WAIT_MS,
   HolderTimeoutError,
   KooDriveLockError,
   LockHolder,

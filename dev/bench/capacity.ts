@@ -25,7 +25,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { Pool } from 'undici';
-import { closerOf, listenOnLoopback } from '../loopback';
+import { closerOf, listenOnLoopback } from '../../src/testing/loopback';
 
 /** An attribute value in DynamoDB's JSON wire format ({"S": "…"}, {"N": "12"}, {"M": {…}}, …). */
 export type WireValue = Record<string, unknown>;

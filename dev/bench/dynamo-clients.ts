@@ -9,7 +9,7 @@ import { statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import * as esbuild from 'esbuild';
-import { closerOf, listenOnLoopback } from '../loopback';
+import { closerOf, listenOnLoopback } from '../../src/testing/loopback';
 import type { LocalDynamo } from '../dynalite';
 import { cleanEnv, median } from './bundle';
 

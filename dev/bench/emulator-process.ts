@@ -3,7 +3,7 @@
  * counted against the client under test. Started by the benchmark (startChild); tells it its URL, then
  * answers commands: seed locks, set the latency, read the counters and its own CPU time.
  */
-import { startKooDriveEmulator } from '../koodrive-emulator';
+import { startKooDriveEmulator } from '../../src/testing/koodrive-emulator';
 import { LOCAL_APP_ID, LOCAL_APP_SECRET } from '../stack';
 import { serve } from './ipc';
 

@@ -1,7 +1,7 @@
 /**
  * KooDrive's backup locks in memory, on the simulation's true time: one live lock per (user, module), a lock lives
  * 10 minutes from its creation or last renewal, renew and release. The semantics follow the emulator
- * (dev/koodrive-emulator.ts): renew of an expired but unreleased lock revives it (unless the user took another lock
+ * (src/testing/koodrive-emulator.ts): renew of an expired but unreleased lock revives it (unless the user took another lock
  * for the module meanwhile), release of an expired, released or unknown lock is "does not exist". The public
  * documentation does not say whether a renew revives an expired lock, so a schedule runs the model either way
  * (`revive`): without it, a renew of an expired lock is "does not exist".

@@ -1,5 +1,5 @@
 /**
- * The ledger service as the simulated processes reach it: the in-memory ledger (dev/memory-ledger.ts, which passes
+ * The ledger service as the simulated processes reach it: the in-memory ledger (src/testing/memory-ledger.ts, which passes
  * DynamoLedger's contract tests) with what DynamoDB adds on the sweep's read path, and the observations the
  * coverage counts and the checker need, taken at the service where each write is applied.
  *
@@ -19,7 +19,7 @@ import {
   type SweepLedger,
 } from '../../src/core/lease';
 import type { LockResult, OutcomeRecorder, ReleaseBasis } from '../../src/core/model';
-import type { MemoryLedger } from '../memory-ledger';
+import type { MemoryLedger } from '../../src/testing/memory-ledger';
 import type { Rng } from './clock';
 import type { Coverage } from './coverage';
 

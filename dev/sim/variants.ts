@@ -5,7 +5,7 @@
 import type { HolderLedger, LedgerItem, SweepLedger } from '../../src/core/lease';
 import type { LockRef } from '../../src/core/model';
 import type { KooDriveLocks } from '../../src/ledger/holder';
-import type { MemoryLedger } from '../memory-ledger';
+import type { MemoryLedger } from '../../src/testing/memory-ledger';
 import type { Variant } from './world';
 
 /** (a) A holder without a safe time: its monotonic clock never advances, so assertHeld() never expires. */

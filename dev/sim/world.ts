@@ -4,7 +4,7 @@
  * (MemoryLedger) and KooDrive model behind a faulty network, on virtual time. Everything random comes from the
  * schedule's seed.
  */
-import { MemoryLedger } from '../memory-ledger';
+import { MemoryLedger } from '../../src/testing/memory-ledger';
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions } from '../../src/core/engine';
 import { LockLostError } from '../../src/core/errors';
 import { holderTiming, type HolderLedger, type HolderTiming, type SweepLedger } from '../../src/core/lease';

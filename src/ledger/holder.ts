@@ -66,11 +66,24 @@ export class KooDriveLockError extends ReleaserError {
   readonly operation: 'create' | 'renew' | 'release';
   readonly error: LockError;
 
-  constructor(operation: KooDriveLockError['operation'], what: string, error: LockError) {
-    super(`KooDrive ${operation} of ${what} failed (${error.kind}): ${error.message}`);
+  constructor(operation: KooDriveLockError['operation'], what: string, error: LockError, hint?: string) {
+    super(
+      `KooDrive ${operation} of ${what} failed (${error.kind}): ${error.message}${hint ? `. ${hint}` : ''}`,
+    );
     this.operation = operation;
     this.error = error;
   }
+}
+
+/**
+ * What a create KooDrive refused means when a lock is held (KooDrive documents no code of its own for it, so
+ * every refusal that is not about the request or the credentials says it).
+ */
+export function heldLockHint(userId: string, moduleCode: string): string {
+  return (
+    `If a lock is held for user ${userId} and module ${moduleCode}, it was not taken through the holder or ` +
+    `another worker holds it: KooDrive frees it at most ${KOODRIVE_LOCK_SECONDS / 60} minutes after its last renewal`
+  );
 }
 
 /** acquire: KooDrive created the lock but the ledger write failed; the lock was released again (or expires). */
@@ -121,9 +134,11 @@ export interface LockHolderOptions {
   koodriveTimeoutMs?: number;
   /** How long the secret read through `secretId` is used before it is read again; default 300. */
   secretCacheSeconds?: number;
-  /** Default: `new DynamoDBClient({})` (region and endpoint from the environment). */
+  /** The AWS region of the default clients; default the SDK's own (AWS_REGION, the profile). */
+  region?: string;
+  /** Default: `new DynamoDBClient({ region })` (region and endpoint from the environment). */
   dynamodb?: DynamoDBClient;
-  /** Default: `new SecretsManagerClient({})` (region and endpoint from the environment). */
+  /** Default: `new SecretsManagerClient({ region })` (region and endpoint from the environment). */
   secretsManager?: SecretsManagerClient;
   /**
    * The KooDrive port; default a KooDriveClient on `settings` or `secretId`. A port of your own must end each call
@@ -139,7 +154,17 @@ export interface LockHolderOptions {
    * write failed; the sweep releases it either way). hold() does not throw for it. Default: nothing.
    */
   onReleaseError?: (error: Error, lock: HeldLock) => void;
+  /**
+   * close() is called on these signals (e.g. `['SIGTERM', 'SIGINT']`), then the process goes on as it would
+   * have without the holder: it ends by the signal unless another listener handles it. Default none.
+   */
+  shutdownSignals?: readonly NodeJS.Signals[];
+  /** How long close() waits for running `work` to settle after aborting its lease; default 5000. */
+  closeWaitMs?: number;
 }
+
+/** close()'s wait for running work, unless `closeWaitMs` says otherwise. */
+export const DEFAULT_CLOSE_WAIT_MS = 5000;
 
 /** Attempts of the release when `work` settled (retryable failures only). */
 export const RELEASE_ATTEMPTS = 3;
@@ -157,6 +182,16 @@ export class LockHolder {
   readonly timing: HolderTiming;
   private readonly ports: Ports;
   private readonly onReleaseError: ((error: Error, lock: HeldLock) => void) | undefined;
+  private readonly closeWaitMs: number;
+  /** Checks of the settings only a call can make (regions, the secret); kept once they passed. */
+  private readonly checks: (() => Promise<void>)[];
+  private checked: Promise<void> | undefined;
+  /** Every lock taken and not yet released: close() releases them. */
+  private readonly held = new Set<Holding>();
+  /** acquire() and hold() calls still taking their lock: close() waits for them. */
+  private readonly taking = new Set<Promise<unknown>>();
+  private closing: Promise<void> | undefined;
+  private readonly signalHandlers = new Map<NodeJS.Signals, () => void>();
 
   constructor(options: LockHolderOptions) {
     const skew = options.clockSkewSeconds ?? readClockSkew();
@@ -177,29 +212,58 @@ export class LockHolder {
         `koodriveTimeoutMs must be above 0 and at most ${MAX_KOODRIVE_REQUEST_SECONDS * 1000} (the renew bound the sweep's "certainly expired" rule counts on), got ${timeoutMs}`,
       ]);
     }
+    const closeWaitMs = options.closeWaitMs ?? DEFAULT_CLOSE_WAIT_MS;
+    if (!(closeWaitMs >= 0)) {
+      throw new ConfigError('LockHolder options are not usable', [
+        `closeWaitMs must be a number >= 0, got ${String(options.closeWaitMs)}`,
+      ]);
+    }
+    this.closeWaitMs = closeWaitMs;
     this.leaseSeconds = this.timing.leaseMs / 1000;
     this.name = options.name;
     const clock = options.clock ?? systemClock;
-    this.ports = {
-      clock,
-      random: options.random ?? systemRandom,
-      koodrive: options.koodrive ?? defaultKooDrive(options, clock),
-      ledger: options.ledger ?? defaultLedger(options, clock),
+    this.checks = [];
+    // Every missing setting at once.
+    const problems: string[] = [];
+    const build = <T>(make: () => T): T | undefined => {
+      try {
+        return make();
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error;
+        problems.push(...error.problems);
+        return undefined;
+      }
     };
+    const koodrive = options.koodrive ?? build(() => defaultKooDrive(options, clock, this.checks));
+    const ledger = options.ledger ?? build(() => defaultLedger(options, clock, this.checks));
+    if (!koodrive || !ledger) throw new ConfigError('LockHolder options are not usable', problems);
+    this.ports = { clock, random: options.random ?? systemRandom, koodrive, ledger };
     this.onReleaseError = options.onReleaseError;
+    for (const signal of options.shutdownSignals ?? []) this.closeOn(signal);
   }
 
   /**
    * Takes the lock, runs `work` under it while heart-beating, and releases it when `work` settles. Resolves
    * with what `work` resolved with (also when the lease was lost meanwhile: `work` decides, through
    * `signal` and `assertHeld()`), rejects with what it threw. Throws KooDriveLockError or AcquireAbortedError,
-   * without running `work`, when the lock cannot be taken. A failed release does not change the result: the
-   * item is left RELEASE_FAILED for the sweep and the failure goes to `onReleaseError`.
+   * without running `work`, when the lock cannot be taken, and ConfigError when a setting is missing (the
+   * region, the table, the secret). A failed release does not change the result: the item is left
+   * RELEASE_FAILED for the sweep and the failure goes to `onReleaseError`.
    */
   async hold<T>(userId: string, moduleCode: string, work: (lease: Lease) => Promise<T> | T): Promise<T> {
-    const taken = await this.take(userId, moduleCode);
+    const taken = await this.start(userId, moduleCode);
     const session = new LeaseSession(this.ports, this.timing, this.name, taken);
+    const holding = this.holding(taken.lock, session);
+    if (this.closing) {
+      // close() began while the lock was being taken: work never starts under it.
+      const error = closingError(taken.lock.lockId);
+      session.interrupt(error);
+      holding.workDone();
+      await holding.release();
+      throw error;
+    }
     const outcome = await settle(() => work(session.lease));
+    holding.workDone();
     session.stop();
     // A renew still on its way could land after our DELETE and revive the lock (KooDrive revives an expired lock
     // on renew): release only once it has been answered or given up on.
@@ -211,22 +275,31 @@ export class LockHolder {
     );
     // A ledger conflict means a sweep or the release path owns the item now (RELEASING, RELEASED, …) and
     // releases the lock. Lost by time or by a KooDrive refusal, the item is still ours to close.
-    if (!session.takenOver) await this.releaseAfterWork(taken.lock);
+    if (!session.takenOver) await holding.release();
+    else this.held.delete(holding);
     if (!outcome.ok) throw outcome.error;
     return outcome.value;
   }
 
-  /** KooDrive create, then a HELD item with the lease. Throws KooDriveLockError or AcquireAbortedError. */
+  /** KooDrive create, then a HELD item with the lease. Throws KooDriveLockError, AcquireAbortedError or ConfigError. */
   async acquire(userId: string, moduleCode: string): Promise<HeldLock> {
-    return (await this.take(userId, moduleCode)).lock;
+    const { lock } = await this.start(userId, moduleCode);
+    const holding = this.holding(lock, undefined);
+    if (this.closing) {
+      await holding.release();
+      throw closingError(lock.lockId);
+    }
+    return lock;
   }
 
   /**
    * One heartbeat: the ledger first (conditional on the item being this holder's HELD item), then a KooDrive
    * renew. Throws LockLostError when the ledger no longer has the lock HELD for this holder (KooDrive is then
-   * not renewed: stop working under it), KooDriveLockError when KooDrive refuses the renewal.
+   * not renewed: stop working under it), KooDriveLockError when KooDrive refuses the renewal. After close(),
+   * every heartbeat throws LockLostError.
    */
   async heartbeat(lock: LockRef): Promise<void> {
+    if (this.closing) throw closingError(lock.lockId);
     await this.ports.ledger.recordHeartbeat(lock.lockId, this.name, this.leaseSeconds);
     const renewed = await this.ports.koodrive.renewLock(lock);
     if (!renewed.ok) throw new KooDriveLockError('renew', `lock ${lock.lockId}`, renewed.error);
@@ -237,6 +310,9 @@ export class LockHolder {
    * thrown as KooDriveLockError.
    */
   async release(lock: LockRef): Promise<'released' | 'alreadyReleased'> {
+    for (const holding of this.held) {
+      if (holding.lock.lockId === lock.lockId && !holding.session) this.held.delete(holding);
+    }
     const answer = await this.ports.koodrive.releaseLock(lock);
     if (!answer.ok) {
       await this.ports.ledger.record({ ...lock, outcome: 'failed', attempts: 1, error: answer.error });
@@ -246,16 +322,127 @@ export class LockHolder {
     return answer.outcome;
   }
 
+  /**
+   * Graceful shutdown: refuses new locks, stops heart-beating, aborts every lease it holds (`signal` with a
+   * LockLostError), waits up to `closeWaitMs` for the running `work`, then releases each lock (KooDrive, then
+   * the ledger) and resolves. Locks taken with acquire() and not released are released too. Never rejects;
+   * a release that fails is reported to `onReleaseError` and left RELEASE_FAILED for the sweep. Later calls
+   * return the same promise.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutDown();
+    return this.closing;
+  }
+
+  private async shutDown(): Promise<void> {
+    for (const [signal, handler] of this.signalHandlers) process.off(signal, handler);
+    this.signalHandlers.clear();
+    // Locks still being taken join `held` (and are released by their call) before this goes on.
+    await Promise.allSettled([...this.taking]);
+    const holdings = [...this.held];
+    for (const holding of holdings) holding.session?.interrupt(closingError(holding.lock.lockId));
+    const running = holdings.filter((h) => h.session).map((h) => h.worked);
+    if (running.length > 0) {
+      const wait = armTimer(this.ports.clock, this.closeWaitMs);
+      await Promise.race([Promise.allSettled(running), wait.fired]);
+      wait.cancel();
+    }
+    await Promise.all(holdings.filter((h) => !h.session?.takenOver).map((h) => h.release()));
+  }
+
+  /** Registers a signal listener that closes the holder, then lets the signal take its usual course. */
+  private closeOn(signal: NodeJS.Signals): void {
+    if (this.signalHandlers.has(signal)) return;
+    const handler = () => {
+      // The process stays up until the locks are released, even when nothing else keeps it running.
+      const keepAlive = setInterval(() => undefined, 60_000);
+      void this.close().then(() => {
+        clearInterval(keepAlive);
+        // Without other listeners, the signal's default action (ending the process) is what would have happened.
+        if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+      });
+    };
+    this.signalHandlers.set(signal, handler);
+    process.once(signal, handler);
+  }
+
+  /** A lock now held: released once, by whichever comes first of its hold(), release() or close(). */
+  private holding(lock: HeldLock, session: LeaseSession | undefined): Holding {
+    let done!: () => void;
+    let released: Promise<void> | undefined;
+    const holding: Holding = {
+      lock,
+      session,
+      worked: new Promise<void>((resolve) => (done = resolve)),
+      workDone: () => done(),
+      release: () => {
+        released ??= this.releaseAfterWork(lock).finally(() => this.held.delete(holding));
+        return released;
+      },
+    };
+    this.held.add(holding);
+    return holding;
+  }
+
+  /** take(), unless the holder is closing; close() waits for it. */
+  private start(userId: string, moduleCode: string): Promise<Taken> {
+    if (this.closing) {
+      return Promise.reject(new ReleaserError('the LockHolder is closed: it takes no more locks'));
+    }
+    const call = this.take(userId, moduleCode);
+    this.taking.add(call);
+    const untrack = () => this.taking.delete(call);
+    call.then(untrack, untrack);
+    return call;
+  }
+
+  /**
+   * The settings only a call can check (the regions, the secret), once, every problem in one ConfigError; a
+   * failed check is made again by the next call.
+   */
+  private ready(): Promise<void> {
+    this.checked ??= (async () => {
+      const problems: string[] = [];
+      const causes: unknown[] = [];
+      for (const check of this.checks) {
+        try {
+          await check();
+        } catch (error) {
+          if (!(error instanceof ConfigError)) throw error;
+          problems.push(...error.problems);
+          causes.push(error);
+        }
+      }
+      if (problems.length > 0) {
+        throw new ConfigError('LockHolder settings are not usable', problems, {
+          cause: causes.length === 1 ? causes[0] : new AggregateError(causes),
+        });
+      }
+    })();
+    this.checked.catch(() => (this.checked = undefined));
+    return this.checked;
+  }
+
   /** acquire, with the monotonic starts of the two calls the lease is measured from. */
   private async take(userId: string, moduleCode: string): Promise<Taken> {
+    await this.ready();
     const { clock, koodrive, ledger } = this.ports;
     const koodriveStart = clock.monotonic();
     const call = await within(clock, CALL_TIMEOUT_MS, 'KooDrive create', () =>
       koodrive.createLock(userId, moduleCode),
     );
+    // A setting that cannot work (a secret that cannot be read) is not a KooDrive failure to retry.
+    if (!call.ok && call.error instanceof ConfigError) throw call.error;
     // A create given up on may still have taken a lock: unrecorded, KooDrive lets it expire by itself.
     const created = call.ok ? call.value : failedCall(call.error);
-    if (!created.ok) throw new KooDriveLockError('create', `a lock for module ${moduleCode}`, created.error);
+    if (!created.ok) {
+      throw new KooDriveLockError(
+        'create',
+        `a lock for user ${userId}, module ${moduleCode}`,
+        created.error,
+        created.error.kind === 'permanent' ? heldLockHint(userId, moduleCode) : undefined,
+      );
+    }
     const lock: HeldLock = { lockId: created.lockId, userId, moduleCode };
     const ledgerStart = clock.monotonic();
     // Slower than the safe time, the lease would be lost before work starts.
@@ -270,11 +457,20 @@ export class LockHolder {
       const undo = await within(clock, CALL_TIMEOUT_MS, `releasing lock ${lock.lockId}`, () =>
         koodrive.releaseLock(lock),
       );
-      throw new AcquireAbortedError(
-        lock.lockId,
-        undo.ok ? undo.value : failedCall(undo.error),
-        recorded.error,
-      );
+      const undone = undo.ok ? undo.value : failedCall(undo.error);
+      if (recorded.error instanceof ConfigError) {
+        throw new ConfigError(
+          'LockHolder settings are not usable',
+          [
+            ...recorded.error.problems,
+            undone.ok
+              ? `lock ${lock.lockId} was released again`
+              : `lock ${lock.lockId} could not be released again: KooDrive lets it expire`,
+          ],
+          { cause: recorded.error },
+        );
+      }
+      throw new AcquireAbortedError(lock.lockId, undone, recorded.error);
     }
     return { lock, koodriveStart, ledgerStart };
   }
@@ -344,6 +540,29 @@ interface Ports {
   ledger: HolderLedger;
 }
 
+interface Holding {
+  lock: HeldLock;
+  /** The lease of a hold(); none for a lock taken with acquire(). */
+  session: LeaseSession | undefined;
+  /** Settles when hold()'s work has settled. */
+  worked: Promise<void>;
+  workDone(): void;
+  /** The release after work (or at close), made once; never rejects. */
+  release(): Promise<void>;
+}
+
+/** Why close() takes a lease away (the signal's reason, what assertHeld() throws). */
+function closingError(lockId: string): LockLostError {
+  return new LockLostError(lockId, undefined, 'the LockHolder is closing');
+}
+
+/** A timer on the clock port that close() can cancel. */
+function armTimer(clock: Clock, ms: number): { fired: Promise<void>; cancel: () => void } {
+  let timer: Timer | undefined;
+  const fired = new Promise<void>((resolve) => (timer = clock.setTimer(ms, resolve)));
+  return { fired, cancel: () => timer?.cancel() };
+}
+
 interface Taken {
   lock: HeldLock;
   koodriveStart: number;
@@ -390,6 +609,12 @@ class LeaseSession {
     this.lease = { ...taken.lock, signal: this.controller.signal, assertHeld: check };
     this.watchDeadline();
     this.schedule(this.ledgerBase + timing.heartbeatMs - this.now());
+  }
+
+  /** close(): the lease is lost now (the signal aborts with `error`) and heart-beating stops. */
+  interrupt(error: LockLostError): void {
+    this.lose(error);
+    this.stop();
   }
 
   /** Stops heart-beating and cancels every timer. */
@@ -584,22 +809,38 @@ function failedCall(error: unknown): { ok: false; error: LockError } {
   return { ok: false, error: { kind: 'retryable', message } };
 }
 
-function defaultKooDrive(options: LockHolderOptions, clock: Clock): KooDriveLocks {
+function defaultKooDrive(
+  options: LockHolderOptions,
+  clock: Clock,
+  checks: (() => Promise<void>)[],
+): KooDriveLocks {
   let settings: SettingsSource;
   if (options.settings !== undefined) {
     const raw = typeof options.settings === 'string' ? options.settings : JSON.stringify(options.settings);
     const parsed = { settings: parseSecret(raw, 'given as settings'), version: 1 };
     settings = { current: () => Promise.resolve(parsed) };
   } else if (options.secretId) {
-    settings = new SecretSettingsSource({
-      client: options.secretsManager ?? new SecretsManagerClient({}),
+    const client = options.secretsManager ?? new SecretsManagerClient(regionOption(options));
+    const source = new SecretSettingsSource({
+      client,
       secretId: options.secretId,
       ttlMs: (options.secretCacheSeconds ?? 300) * 1000,
       now: () => clock.now(),
     });
+    // The first read: a secret that is missing or unusable is a ConfigError before any lock is taken.
+    checks.push(async () => {
+      await checkRegion(client, 'Secrets Manager', options.secretsManager !== undefined);
+      try {
+        await source.current();
+      } catch (error) {
+        const why = error instanceof Error ? error.message : String(error);
+        throw new ConfigError('LockHolder settings are not usable', [`secretId: ${why}`], { cause: error });
+      }
+    });
+    settings = source;
   } else {
     throw new ConfigError('LockHolder options are not usable', [
-      'give secretId (or settings) for KooDrive, or a koodrive port',
+      'secretId is missing: give the Secrets Manager secret with the KooDrive settings (or settings, or a koodrive port)',
     ]);
   }
   return new KooDriveClient({
@@ -609,16 +850,68 @@ function defaultKooDrive(options: LockHolderOptions, clock: Clock): KooDriveLock
   });
 }
 
-function defaultLedger(options: LockHolderOptions, clock: Clock): HolderLedger {
-  if (!options.tableName) {
+function defaultLedger(
+  options: LockHolderOptions,
+  clock: Clock,
+  checks: (() => Promise<void>)[],
+): HolderLedger {
+  const tableName = options.tableName;
+  if (!tableName) {
     throw new ConfigError('LockHolder options are not usable', [
-      'give tableName for the ledger, or a ledger port',
+      'tableName is missing: give the ledger table (or a ledger port)',
     ]);
   }
-  return new DynamoLedger({
-    tableName: options.tableName,
-    // Workers run anywhere: the SDK's credential chain, and their own client's middleware, stay theirs.
-    calls: sdkDynamoCalls(options.dynamodb ?? new DynamoDBClient({})),
-    now: () => clock.now(),
-  });
+  const client = options.dynamodb ?? new DynamoDBClient(regionOption(options));
+  checks.push(() => checkRegion(client, 'DynamoDB', options.dynamodb !== undefined));
+  // Workers run anywhere: the SDK's credential chain, and their own client's middleware, stay theirs.
+  const ledger = new DynamoLedger({ tableName, calls: sdkDynamoCalls(client), now: () => clock.now() });
+  return {
+    recordAcquired: (lock) => ledger.recordAcquired(lock).catch((e: unknown) => throwConfig(e, tableName)),
+    recordHeartbeat: (lockId, holder, leaseSeconds) =>
+      ledger.recordHeartbeat(lockId, holder, leaseSeconds).catch((e: unknown) => throwConfig(e, tableName)),
+    recordReleased: (lockId) =>
+      ledger.recordReleased(lockId).catch((e: unknown) => throwConfig(e, tableName)),
+    record: (result) => ledger.record(result).catch((e: unknown) => throwConfig(e, tableName)),
+  };
+}
+
+function regionOption(options: LockHolderOptions): { region?: string } {
+  return options.region !== undefined ? { region: options.region } : {};
+}
+
+/** The SDK reads the region only when a call is made: a missing one is a ConfigError naming the setting. */
+async function checkRegion(
+  client: { config: { region: unknown } },
+  service: string,
+  given: boolean,
+): Promise<void> {
+  const region = client.config.region;
+  let problem: unknown;
+  try {
+    const value: unknown = typeof region === 'function' ? await (region as () => Promise<unknown>)() : region;
+    if (typeof value === 'string' && value !== '') return;
+  } catch (error) {
+    problem = error;
+  }
+  throw new ConfigError(
+    'LockHolder settings are missing',
+    [
+      given
+        ? `region is missing: the ${service} client given has none`
+        : `region is missing: set AWS_REGION (or the region option) for ${service}`,
+    ],
+    problem === undefined ? undefined : { cause: problem },
+  );
+}
+
+/** The ledger table does not exist (or is not visible in this region): a setting to fix, not a retry. */
+function throwConfig(error: unknown, tableName: string): never {
+  if (error instanceof Error && error.name === 'ResourceNotFoundException') {
+    throw new ConfigError(
+      'LockHolder settings are not usable',
+      [`tableName: the ledger table ${tableName} does not exist in this region`],
+      { cause: error },
+    );
+  }
+  throw error;
 }

@@ -1,6 +1,6 @@
 /** The sweep use case against the in-memory ledger (which passes DynamoLedger's contract tests) and a fake KooDrive. */
 import { describe, expect, it } from 'vitest';
-import { MemoryLedger } from '../../dev/memory-ledger';
+import { MemoryLedger } from '../../src/testing/memory-ledger';
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions } from '../../src/core/engine';
 import type { LedgerItem } from '../../src/core/lease';
 import type { AttemptOutcome, LockResult } from '../../src/core/model';

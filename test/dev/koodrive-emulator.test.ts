@@ -11,8 +11,8 @@ import {
   parseXDate,
   startKooDriveEmulator,
   verifyAppSignature,
-} from '../../dev/koodrive-emulator';
-import type { EmulatorOptions, KooDriveEmulator, SignableRequest } from '../../dev/koodrive-emulator';
+} from '../../src/testing/koodrive-emulator';
+import type { EmulatorOptions, KooDriveEmulator, SignableRequest } from '../../src/testing/koodrive-emulator';
 
 // ---------------------------------------------------------------------------------------------------------
 // A small signer written from the documented KooDrive signing algorithm, independent of the emulator's verifier.

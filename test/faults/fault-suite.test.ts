@@ -13,7 +13,7 @@
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { lambdaContext } from '../../dev/lambda-context';
-import type { Fault, FaultRequest, RecordedRequest } from '../../dev/koodrive-emulator';
+import type { Fault, FaultRequest, RecordedRequest } from '../../src/testing/koodrive-emulator';
 import { applyEnv, LOCAL_USER_ID, startLocalStack, type LocalStack } from '../../dev/stack';
 import { DEFAULT_ENGINE_OPTIONS } from '../../src/core/engine';
 import type { LockResult, ReleaseReport } from '../../src/core/model';

@@ -17,7 +17,7 @@ import {
   type LocalStack,
 } from '../../dev/stack';
 import type { SQSBatchResponse } from 'aws-lambda';
-import type { RecordedRequest } from '../../dev/koodrive-emulator';
+import type { RecordedRequest } from '../../src/testing/koodrive-emulator';
 import type { ReleaseReport } from '../../src/core/model';
 import { DynamoLedger } from '../../src/ledger/ledger';
 import { handler as release } from '../../src/handlers/release';

@@ -1,14 +1,14 @@
 /**
- * Ledger test helpers: item factories, fast seeding of dynalite, the in-memory ledger (dev/memory-ledger.ts, which
+ * Ledger test helpers: item factories, fast seeding of dynalite, the in-memory ledger (src/testing/memory-ledger.ts, which
  * passes DynamoLedger's contract tests) and a wrapper that lets a test act between the sweep's steps.
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
-import { MemoryLedger, shardOf } from '../../dev/memory-ledger';
+import { MemoryLedger, shardOf } from '../../src/testing/memory-ledger';
 import type { LedgerItem, LedgerStatus, SweepLedger } from '../../src/core/lease';
 import type { LockResult, OutcomeRecorder } from '../../src/core/model';
 
-export { MemoryLedger } from '../../dev/memory-ledger';
+export { MemoryLedger } from '../../src/testing/memory-ledger';
 
 /** 2025-01-01T00:00:00Z: the fixed "now" of ledger tests. */
 export const NOW = Date.UTC(2025, 0, 1);

@@ -10,7 +10,7 @@ import {
   verifyAppSignature,
   type EmulatorOptions,
   type KooDriveEmulator,
-} from '../../dev/koodrive-emulator';
+} from '../../src/testing/koodrive-emulator';
 import type { AttemptOutcome } from '../../src/core/model';
 import {
   classifyAnswer,

@@ -10,7 +10,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDynalite, type LocalDynamo } from '../../dev/dynalite';
-import { closerOf, listenOnLoopback } from '../../dev/loopback';
+import { closerOf, listenOnLoopback } from '../../src/testing/loopback';
 import { ConfigError } from '../../src/core/errors';
 import { DynamoCallError, DynamoTimeoutError, type DynamoCalls } from '../../src/ledger/dynamo-calls';
 import { httpDynamoCalls, httpDynamoCallsFromEnv } from '../../src/ledger/dynamo-http';

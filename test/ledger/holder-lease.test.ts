@@ -22,7 +22,7 @@ import { ConfigError } from '../../src/core/errors';
 import { certainlyExpiredAt, judge } from '../../src/core/lease';
 import { DEFAULT_ENGINE_OPTIONS } from '../../src/core/engine';
 import { sweep } from '../../src/core/sweep';
-import { MemoryLedger } from '../../dev/memory-ledger';
+import { MemoryLedger } from '../../src/testing/memory-ledger';
 
 const NOW = Date.UTC(2025, 0, 1);
 

@@ -1,12 +1,12 @@
 /**
- * The ledger's contract, run against DynamoLedger on dynalite (through each DynamoDB adapter) and against MemoryLedger (dev/memory-ledger.ts): the
+ * The ledger's contract, run against DynamoLedger on dynalite (through each DynamoDB adapter) and against MemoryLedger (src/testing/memory-ledger.ts): the
  * in-memory model the simulation and the core's tests use is trusted because it passes exactly these tests.
  * Results are checked by reading the items back: for DynamoDB through the SDK's document client, independent of
  * the adapter's own codec.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startDynalite, type LocalDynamo } from '../../dev/dynalite';
-import { MemoryLedger } from '../../dev/memory-ledger';
+import { MemoryLedger } from '../../src/testing/memory-ledger';
 import type { HolderLedger, LedgerItem, ReleaseLedger, SweepLedger, UserLedger } from '../../src/core/lease';
 import type { LockResult, OutcomeRecorder } from '../../src/core/model';
 import type { DynamoCalls } from '../../src/ledger/dynamo-calls';

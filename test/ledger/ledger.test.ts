@@ -14,7 +14,7 @@ import {
   waitUntilActive,
   type LocalDynamo,
 } from '../../dev/dynalite';
-import { listenOnLoopback } from '../../dev/loopback';
+import { listenOnLoopback } from '../../src/testing/loopback';
 import { DEFAULT_ENGINE_OPTIONS, releaseLocks } from '../../src/core/engine';
 import type { LockResult } from '../../src/core/model';
 import type { DynamoCalls } from '../../src/ledger/dynamo-calls';

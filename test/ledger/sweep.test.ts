@@ -1,7 +1,7 @@
 /** The sweep use case against the DynamoDB ledger on dynalite, with a fake KooDrive gateway. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startDynalite, type LocalDynamo } from '../../dev/dynalite';
-import { shardOf } from '../../dev/memory-ledger';
+import { shardOf } from '../../src/testing/memory-ledger';
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions } from '../../src/core/engine';
 import { SWEEP_SHARDS } from '../../src/core/lease';
 import type { AttemptOutcome } from '../../src/core/model';

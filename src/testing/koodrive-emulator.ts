@@ -237,6 +237,8 @@ export interface EmulatorOptions {
   requiredSignedHeaders?: string[];
   /** What precedes the token in token mode. Default "Bearer ". */
   tokenPrefix?: string;
+  /** The port on 127.0.0.1. Default 0: one the system picks. */
+  port?: number;
 }
 
 export interface LockRecord {
@@ -565,7 +567,7 @@ export async function startKooDriveEmulator(options: EmulatorOptions = {}): Prom
   server.on('connection', () => {
     connectionsOpened += 1;
   });
-  const url = await listenOnLoopback(server);
+  const url = await listenOnLoopback(server, options.port);
 
   return {
     url,

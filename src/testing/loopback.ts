@@ -6,10 +6,13 @@ import { once } from 'node:events';
 import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-/** Listens on 127.0.0.1 with a port the system picks; resolves with the server's http:// origin. */
-export async function listenOnLoopback(server: Server): Promise<string> {
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
+/** Listens on 127.0.0.1 with `port`, or one the system picks (0); resolves with the server's http:// origin. */
+export async function listenOnLoopback(server: Server, port = 0): Promise<string> {
+  server.listen(port, '127.0.0.1');
+  await Promise.race([
+    once(server, 'listening'),
+    once(server, 'error').then(([error]) => Promise.reject(error as Error)),
+  ]);
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 

@@ -8,7 +8,7 @@
  * request is. Items are cloned in and out, so a caller never shares state with the store. There is no fault
  * injection here: a simulation wraps the ports itself.
  */
-import { LockExistsError, LockLostError, LockNotFoundError, LedgerConflictError } from '../src/core/errors';
+import { LockExistsError, LockLostError, LockNotFoundError, LedgerConflictError } from '../core/errors';
 import {
   FINAL_STATUSES,
   newHeldItem,
@@ -20,9 +20,9 @@ import {
   type ReleaseLedger,
   type SweepLedger,
   type UserLedger,
-} from '../src/core/lease';
-import type { LockResult, OutcomeRecorder, ReleaseBasis } from '../src/core/model';
-import { MAX_LAST_ERROR_LENGTH, RELEASED_RETENTION_SECONDS } from '../src/ledger/ledger';
+} from '../core/lease';
+import type { LockResult, OutcomeRecorder, ReleaseBasis } from '../core/model';
+import { MAX_LAST_ERROR_LENGTH, RELEASED_RETENTION_SECONDS } from '../ledger/ledger';
 
 export interface MemoryLedgerOptions {
   /** Epoch ms: the clock of whoever writes (DynamoLedger's `now`). */
