@@ -11,5 +11,14 @@ export default defineConfig({
     env: { LOG_LEVEL: 'SILENT', POWERTOOLS_METRICS_DISABLED: 'true' },
     // In CI, also a JSON report that .ci/run turns into its closing "N passed, N failed" line.
     reporters: process.env.CI ? ['default', ['json', { outputFile: '.vitest/results.json' }]] : ['default'],
+    // `npm pack` (test/package) swaps the package's README in for the repository's while it packs: it runs after
+    // every other file, so no test reads README.md mid-swap.
+    projects: [
+      { extends: true, test: { name: 'service', exclude: ['test/package/**'], sequence: { groupOrder: 0 } } },
+      {
+        extends: true,
+        test: { name: 'package', include: ['test/package/**/*.test.ts'], sequence: { groupOrder: 1 } },
+      },
+    ],
   },
 });

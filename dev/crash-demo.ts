@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { lambdaContext } from './lambda-context';
 import { applyEnv, type LocalStack } from './stack';
+import { httpDynamoCallsFor } from '../src/ledger/dynamo-http';
 
 /** A user of its own, so the demo's lock never meets the samples' locks of LOCAL_USER_ID. */
 export const CRASH_DEMO_USER_ID = '1505084218764547299';
@@ -100,7 +101,10 @@ export async function runCrashDemo(
     await exited;
     const killedAt = Date.now();
     const { DynamoLedger } = await import('../src/ledger/ledger');
-    const item = await new DynamoLedger({ tableName: dynamo.tableName, client: dynamo.client }).get(lockId);
+    const item = await new DynamoLedger({
+      tableName: dynamo.tableName,
+      calls: httpDynamoCallsFor(dynamo.client),
+    }).get(lockId);
     if (item?.status !== 'HELD')
       throw new Error(`the dead worker's item is ${item?.status ?? 'absent'}, not HELD`);
     const lastHeartbeatAt = item.heartbeatAt;

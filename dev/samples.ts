@@ -3,6 +3,7 @@ import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import type { LockResult } from '../src/core/model';
 import { DynamoLedger } from '../src/ledger/ledger';
 import { LOCAL_USER_ID, type LocalStack } from './stack';
+import { httpDynamoCallsFor } from '../src/ledger/dynamo-http';
 
 /** The lock IDs the samples under events/ name (…0099 stays unknown on purpose). */
 export const SAMPLE_LOCKS = ['0001@102', '0002@101', '0004@102', '0005@102', '0006@100', '0007@101'].map(
@@ -40,7 +41,11 @@ export async function seedSamples(
   if (!stack.dynamo) return undefined;
   const { tableName, client } = stack.dynamo;
   const at = (secondsAgo: number) =>
-    new DynamoLedger({ tableName, client, now: () => Date.now() - secondsAgo * SECOND });
+    new DynamoLedger({
+      tableName,
+      calls: httpDynamoCallsFor(client),
+      now: () => Date.now() - secondsAgo * SECOND,
+    });
   /** A holder whose last heartbeat (and KooDrive renewal) was `secondsAgo`, on a lease of `leaseSeconds`. */
   const hold = async (secondsAgo: number, leaseSeconds: number, moduleCode: string, holder: string) => {
     const renewedAt = Date.now() - secondsAgo * SECOND;

@@ -20,6 +20,7 @@ import { SWEEP_SHARDS } from '../../src/core/lease';
 import { DynamoLedger } from '../../src/ledger/ledger';
 import { lambdaContext } from '../lambda-context';
 import { applyEnv, LOCAL_USER_ID, startLocalStack } from '../stack';
+import { httpDynamoCallsFor } from '../../src/ledger/dynamo-http';
 
 const { values } = parseArgs({
   options: { items: { type: 'string', default: '100000' }, runs: { type: 'string', default: '7' } },
@@ -80,7 +81,7 @@ try {
   // The on-call case: the user's dead worker (last heartbeat 5 minutes ago, 120 s lease) holds module 101.
   const deadAt = now - 300_000;
   const lockId = stack.koodrive.seedLock(LOCAL_USER_ID, '101', { expiresAt: deadAt + 600_000 });
-  await new DynamoLedger({ tableName, client, now: () => deadAt }).recordAcquired({
+  await new DynamoLedger({ tableName, calls: httpDynamoCallsFor(client), now: () => deadAt }).recordAcquired({
     lockId,
     userId: LOCAL_USER_ID,
     moduleCode: '101',

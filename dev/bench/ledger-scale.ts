@@ -51,6 +51,7 @@ import {
   type HoldersResult,
 } from './scale';
 import type { WorkerApi } from './worker';
+import { httpDynamoCallsFor } from '../../src/ledger/dynamo-http';
 
 export interface Sizes {
   /** Holders of the scale run (goal 1) and of the 5-minute lifecycle run (goal 4). */
@@ -196,7 +197,7 @@ export async function measureHolders(ctx: Context, m: ScaleFigures): Promise<voi
   for (const design of DESIGNS) {
     const ledgerFor = (clock: VirtualClock) =>
       design === 'sparse'
-        ? new DynamoLedger({ tableName: tables.sparse, client, now: clock.now })
+        ? new DynamoLedger({ tableName: tables.sparse, calls: httpDynamoCallsFor(client), now: clock.now })
         : baselineHolderLedger(new BaselineLedger({ tableName: tables.byStatus, client, now: clock.now }));
     ctx.log(`ledger scale: ${s.holders} holders, ${s.holderHeartbeats} heartbeats each (${LABEL[design]})`);
     const c1 = new VirtualClock();
@@ -222,7 +223,7 @@ export async function measureHolders(ctx: Context, m: ScaleFigures): Promise<voi
     });
     const recorder =
       design === 'sparse'
-        ? new DynamoLedger({ tableName: tables.sparse, client })
+        ? new DynamoLedger({ tableName: tables.sparse, calls: httpDynamoCallsFor(client) })
         : new BaselineLedger({ tableName: tables.byStatus, client });
     const r0 = proxy.meter.snapshot();
     const releasedIds = await releasePathWrites(

@@ -14,7 +14,6 @@
  * pre-marshalled constant values: the outcome write is on the release path's hot loop. Every call is bounded by
  * the adapter's timeout.
  */
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type {
   AttributeValue,
   ConsumedCapacity,
@@ -24,7 +23,6 @@ import type {
   UpdateItemInput,
   WriteAnswer,
 } from './dynamo-calls';
-import { httpDynamoCallsFor, httpDynamoCallsFromEnv } from './dynamo-http';
 import { LedgerConflictError, LockExistsError, LockLostError, LockNotFoundError } from '../core/errors';
 import {
   newHeldItem,
@@ -65,13 +63,10 @@ export const DEFAULT_READ_CONCURRENCY = 4;
 export interface DynamoLedgerOptions {
   tableName: string;
   /**
-   * The DynamoDB port. Default: signed requests over an undici pool (dynamo-http.ts) with `client`'s region,
-   * endpoint and credentials, or without `client` the environment's (AWS_REGION, AWS_ACCESS_KEY_ID, …,
-   * AWS_ENDPOINT_URL_DYNAMODB), as in Lambda.
+   * The DynamoDB port: signed requests over an undici pool (dynamo-http.ts) in the functions, the AWS SDK client
+   * (dynamo-sdk.ts) in the holder. No default, so that neither adapter is bundled where the other is chosen.
    */
-  calls?: DynamoCalls;
-  /** An AWS SDK client whose configuration (region, endpoint, credential provider) the default port uses. */
-  client?: DynamoDBClient;
+  calls: DynamoCalls;
   /** Epoch ms of the writer's clock. Default: the system clock. */
   now?: () => number;
   /** Waits between BatchGetItem retries of unprocessed keys. Default: the system clock. */
@@ -174,8 +169,7 @@ export class DynamoLedger implements HolderLedger, SweepLedger, UserLedger, Rele
   constructor(options: DynamoLedgerOptions) {
     if (!options.tableName) throw new Error('tableName is required');
     this.tableName = options.tableName;
-    this.calls =
-      options.calls ?? (options.client ? httpDynamoCallsFor(options.client) : httpDynamoCallsFromEnv());
+    this.calls = options.calls;
     this.now = options.now ?? (() => systemClock.now());
     this.sleep = options.sleep ?? ((ms) => systemClock.sleep(ms));
     this.random = options.random ?? systemRandom;

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_LEDGER_TABLE, LOCAL_USER_ID, startLocalStack, type LocalStack } from '../../dev/stack';
 import { DynamoLedger } from '../../src/ledger/ledger';
+import { httpDynamoCallsFor } from '../../src/ledger/dynamo-http';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const AWS_FLAGS = 'npx sls invoke --stage prod --region eu-west-1';
@@ -56,7 +57,7 @@ beforeAll(async () => {
     const lockId = stack.koodrive.seedLock(LOCAL_USER_ID, moduleCode, { expiresAt: heartbeatAt + 600_000 });
     const ledger = new DynamoLedger({
       tableName: LOCAL_LEDGER_TABLE,
-      client: stack.dynamo!.client,
+      calls: httpDynamoCallsFor(stack.dynamo!.client),
       now: () => heartbeatAt,
     });
     await ledger.recordAcquired({ lockId, userId: LOCAL_USER_ID, moduleCode, holder, leaseSeconds: 120 });

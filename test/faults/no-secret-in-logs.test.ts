@@ -25,6 +25,7 @@ import { handler as sweep } from '../../src/handlers/sweep';
 import type * as Signer from '../../src/koodrive/signer';
 import { resetApp } from '../../src/wiring';
 import { sqsRecord } from '../helpers/events';
+import { httpDynamoCallsFor } from '../../src/ledger/dynamo-http';
 
 // The logger reads POWERTOOLS_LOGGER_LOG_EVENT and its base LOG_LEVEL when it is created (on import): set before
 // the imports, so every event is logged too, as an operator debugging in production might do.
@@ -393,7 +394,7 @@ describe('no secret, token, signature or Authorization value in any log line or 
     const [lockId] = held(1) as [string];
     const past = new DynamoLedger({
       tableName: stack.dynamo!.tableName,
-      client: stack.dynamo!.client,
+      calls: httpDynamoCallsFor(stack.dynamo!.client),
       now: () => Date.now() - 30 * 60_000,
     });
     await past.recordAcquired({

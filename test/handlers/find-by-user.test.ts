@@ -11,12 +11,16 @@ import { handler } from '../../src/handlers/release';
 import { DynamoLedger } from '../../src/ledger/ledger';
 import { loadEvent } from '../helpers/events';
 import { useLocalStack } from '../helpers/local-stack';
+import { httpDynamoCallsFor } from '../../src/ledger/dynamo-http';
 
 const stack = useLocalStack({ ledger: true });
 let ledger: DynamoLedger;
 
 beforeAll(() => {
-  ledger = new DynamoLedger({ tableName: stack().dynamo!.tableName, client: stack().dynamo!.client });
+  ledger = new DynamoLedger({
+    tableName: stack().dynamo!.tableName,
+    calls: httpDynamoCallsFor(stack().dynamo!.client),
+  });
 });
 
 /** The sample's user with a fresh ID each test, so tests do not see each other's items. */
@@ -37,7 +41,7 @@ async function held(
   const lockId = stack().koodrive.seedLock(userId, moduleCode, { expiresAt: heartbeatAt + 600_000 });
   const past = new DynamoLedger({
     tableName: stack().dynamo!.tableName,
-    client: stack().dynamo!.client,
+    calls: httpDynamoCallsFor(stack().dynamo!.client),
     now: () => heartbeatAt,
   });
   await past.recordAcquired({ lockId, userId, moduleCode, holder, leaseSeconds });

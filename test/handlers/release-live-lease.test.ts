@@ -19,6 +19,7 @@ import { DynamoLedger } from '../../src/ledger/ledger';
 import { loadEvent, sqsRecord } from '../helpers/events';
 import { rawItem } from '../helpers/ledger-fakes';
 import { useLocalStack } from '../helpers/local-stack';
+import { httpDynamoCallsFor } from '../../src/ledger/dynamo-http';
 
 // One attempt per DELETE keeps a failing release quick; the allowance is the functions' default (10 s).
 const stack = useLocalStack({ ledger: true }, { RELEASE_MAX_ATTEMPTS: '1' });
@@ -42,7 +43,7 @@ function worker(): LockHolder {
   const settings = { settings: parseSecret(JSON.stringify(stack().secret), 'test'), version: 1 };
   return new LockHolder({
     koodrive: new KooDriveClient({ settings: { current: () => Promise.resolve(settings) }, timeoutMs: 2000 }),
-    ledger: new DynamoLedger({ tableName: dynamo.tableName, client: dynamo.client }),
+    ledger: new DynamoLedger({ tableName: dynamo.tableName, calls: httpDynamoCallsFor(dynamo.client) }),
     name: 'worker-1',
     leaseSeconds: LEASE_SECONDS,
     clockSkewSeconds: 1,
@@ -184,7 +185,10 @@ describe('a live lease on the release path', () => {
     const lockId = payload.lockIds[0]!;
     stack().koodrive.seedLock(USER, '101', { lockId });
     const dynamo = stack().dynamo!;
-    await new DynamoLedger({ tableName: dynamo.tableName, client: dynamo.client }).recordAcquired({
+    await new DynamoLedger({
+      tableName: dynamo.tableName,
+      calls: httpDynamoCallsFor(dynamo.client),
+    }).recordAcquired({
       lockId,
       userId: USER,
       moduleCode: '101',

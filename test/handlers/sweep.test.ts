@@ -11,12 +11,16 @@ import { LockHolder } from '../../src/ledger/holder';
 import { DynamoLedger } from '../../src/ledger/ledger';
 import { loadEvent } from '../helpers/events';
 import { useLocalStack } from '../helpers/local-stack';
+import { httpDynamoCallsFor } from '../../src/ledger/dynamo-http';
 
 const stack = useLocalStack({ ledger: true });
 let ledger: DynamoLedger;
 
 beforeAll(() => {
-  ledger = new DynamoLedger({ tableName: stack().dynamo!.tableName, client: stack().dynamo!.client });
+  ledger = new DynamoLedger({
+    tableName: stack().dynamo!.tableName,
+    calls: httpDynamoCallsFor(stack().dynamo!.client),
+  });
 });
 
 /**
@@ -28,7 +32,7 @@ async function held(ageSeconds: number, leaseSeconds = 120): Promise<string> {
   const lockId = stack().koodrive.seedLock(LOCAL_USER_ID, '102', { expiresAt: renewedAt + 600_000 });
   const past = new DynamoLedger({
     tableName: stack().dynamo!.tableName,
-    client: stack().dynamo!.client,
+    calls: httpDynamoCallsFor(stack().dynamo!.client),
     now: () => renewedAt,
   });
   await past.recordAcquired({
@@ -170,7 +174,7 @@ describe('a backup worker using the holder client against the local stack', () =
     let clockOffsetMs = 0;
     const workerLedger = new DynamoLedger({
       tableName: stack().dynamo!.tableName,
-      client: stack().dynamo!.client,
+      calls: httpDynamoCallsFor(stack().dynamo!.client),
       now: () => Date.now() + clockOffsetMs,
     });
     const worker = new LockHolder({ koodrive, ledger: workerLedger, name: 'worker-e2e', leaseSeconds: 60 });

@@ -14,6 +14,7 @@ import { parseSecret } from '../../src/koodrive/secret';
 import type { SettingsSource } from '../../src/koodrive/settings';
 import { DEFAULT_CLOSE_WAIT_MS, LockHolder, type LockHolderOptions } from '../../src/holder';
 import { DynamoLedger } from '../../src/ledger/ledger';
+import { httpDynamoCallsFor } from '../../src/ledger/dynamo-http';
 
 let stack: LocalStack;
 let ledger: DynamoLedger;
@@ -27,7 +28,7 @@ afterAll(async () => {
 });
 beforeEach(() => {
   const dynamo = stack.dynamo!;
-  ledger = new DynamoLedger({ tableName: dynamo.tableName, client: dynamo.client });
+  ledger = new DynamoLedger({ tableName: dynamo.tableName, calls: httpDynamoCallsFor(dynamo.client) });
   const settings = { settings: parseSecret(JSON.stringify(stack.secret), 'test'), version: 1 };
   const source: SettingsSource = { current: () => Promise.resolve(settings) };
   koodrive = new KooDriveClient({ settings: source, timeoutMs: 2000 });

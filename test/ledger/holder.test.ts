@@ -26,6 +26,7 @@ import {
   type LockHolderOptions,
 } from '../../src/holder';
 import { DynamoLedger } from '../../src/ledger/ledger';
+import { httpDynamoCallsFor } from '../../src/ledger/dynamo-http';
 
 let stack: LocalStack;
 let ledger: DynamoLedger;
@@ -41,7 +42,7 @@ afterAll(async () => {
 });
 beforeEach(() => {
   const dynamo = stack.dynamo!;
-  ledger = new DynamoLedger({ tableName: dynamo.tableName, client: dynamo.client });
+  ledger = new DynamoLedger({ tableName: dynamo.tableName, calls: httpDynamoCallsFor(dynamo.client) });
   const settings = { settings: parseSecret(JSON.stringify(stack.secret), 'test'), version: 1 };
   const source: SettingsSource = { current: () => Promise.resolve(settings) };
   koodrive = new KooDriveClient({ settings: source, timeoutMs: 2000 });
@@ -102,7 +103,8 @@ describe('acquire', () => {
   });
 
   describe('a ledger write that fails is undone in KooDrive', () => {
-    const broken = () => new DynamoLedger({ tableName: 'no-such-table', client: stack.dynamo!.client });
+    const broken = () =>
+      new DynamoLedger({ tableName: 'no-such-table', calls: httpDynamoCallsFor(stack.dynamo!.client) });
 
     it('undone: true when KooDrive confirms the release', async () => {
       const error = await makeHolder({ ledger: broken() })

@@ -28,6 +28,7 @@ import {
 } from '../../src/ledger/ledger';
 import { FakeClock, FakeGateway } from '../helpers/fakes';
 import { ledgerItem, manyItems, MINUTE, NOW, rawItem, seedItems } from '../helpers/ledger-fakes';
+import { httpDynamoCallsFor } from '../../src/ledger/dynamo-http';
 
 let dynamo: LocalDynamo;
 let now: number;
@@ -43,7 +44,11 @@ afterAll(async () => {
 beforeEach(() => {
   now = NOW;
   run += 1;
-  ledger = new DynamoLedger({ tableName: dynamo.tableName, client: dynamo.client, now: () => now });
+  ledger = new DynamoLedger({
+    tableName: dynamo.tableName,
+    calls: httpDynamoCallsFor(dynamo.client),
+    now: () => now,
+  });
 });
 
 /** A lock ID unique to this test, so the tests share one table without seeing each other's items. */
@@ -206,7 +211,7 @@ describe('requests and capacity', () => {
     const pick = (random: number) =>
       new DynamoLedger({
         tableName: dynamo.tableName,
-        client: dynamo.client,
+        calls: httpDynamoCallsFor(dynamo.client),
         now: () => now,
         random: () => random,
       });
@@ -226,7 +231,7 @@ describe('openItems on DynamoDB', () => {
   const localLedger = (pageSize?: number) =>
     new DynamoLedger({
       tableName: local.tableName,
-      client: local.client,
+      calls: httpDynamoCallsFor(local.client),
       now: () => now,
       ...(pageSize ? { pageSize } : {}),
     });

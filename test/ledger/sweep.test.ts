@@ -18,6 +18,7 @@ import {
   SECOND,
   seedItems,
 } from '../helpers/ledger-fakes';
+import { httpDynamoCallsFor } from '../../src/ledger/dynamo-http';
 
 const options: EngineOptions = { ...DEFAULT_ENGINE_OPTIONS };
 const run: SweepInput = { dryRun: false, staleAfterSeconds: 900, clockSkewSeconds: 10, limit: 10_000 };
@@ -45,7 +46,11 @@ afterEach(async () => {
 });
 
 function newLedger(): DynamoLedger {
-  return new DynamoLedger({ tableName: dynamo.tableName, client: dynamo.client, now: clock.now });
+  return new DynamoLedger({
+    tableName: dynamo.tableName,
+    calls: httpDynamoCallsFor(dynamo.client),
+    now: clock.now,
+  });
 }
 
 function deps(sweepLedger: SweepLedger = ledger, gateway = new FakeGateway(), remainingMs = () => 600_000) {
@@ -310,7 +315,7 @@ describe('sweep over the DynamoDB ledger', () => {
   it('every stale lock over many pages is released once', async () => {
     ledger = new DynamoLedger({
       tableName: dynamo.tableName,
-      client: dynamo.client,
+      calls: httpDynamoCallsFor(dynamo.client),
       now: clock.now,
       pageSize: 10,
     });

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { since, startMeteredDynamo, tableShape, type MeteredDynamo } from '../../dev/bench/capacity';
 import { ledgerTableInput, startDynalite, type LocalDynamo } from '../../dev/dynalite';
 import { DynamoLedger } from '../../src/ledger/ledger';
+import { httpDynamoCallsFor } from '../../src/ledger/dynamo-http';
 
 let db: LocalDynamo;
 let proxy: MeteredDynamo;
@@ -27,7 +28,7 @@ beforeAll(async () => {
     endpoint: proxy.endpoint,
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
   });
-  ledger = new DynamoLedger({ tableName: db.tableName, client, now: () => now });
+  ledger = new DynamoLedger({ tableName: db.tableName, calls: httpDynamoCallsFor(client), now: () => now });
 });
 
 afterAll(async () => {

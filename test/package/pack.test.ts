@@ -25,6 +25,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDynalite, type LocalDynamo } from '../../dev/dynalite';
 import { DynamoLedger } from '../../src/ledger/ledger';
+import { httpDynamoCallsFor } from '../../src/ledger/dynamo-http';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const PACKAGE = 'koodrive-lock-releaser';
@@ -284,7 +285,10 @@ await holder.hold('user-1', '101', async (lease) => {
           }[]
         ).find((l) => l.lockId === lockId);
       expect((await lockOf())?.releasedAt).toBeUndefined();
-      const ledger = new DynamoLedger({ tableName: dynamo.tableName, client: dynamo.client });
+      const ledger = new DynamoLedger({
+        tableName: dynamo.tableName,
+        calls: httpDynamoCallsFor(dynamo.client),
+      });
 
       const sentAt = Date.now();
       worker.kill('SIGTERM');

@@ -8,6 +8,7 @@ import { lambdaContext } from '../../dev/lambda-context';
 import { applyEnv, LOCAL_APP_SECRET, LOCAL_USER_ID, startLocalStack, type LocalStack } from '../../dev/stack';
 import { DynamoLedger } from '../../src/ledger/ledger';
 import { loadEvent } from '../helpers/events';
+import { httpDynamoCallsFor } from '../../src/ledger/dynamo-http';
 
 type Line = Record<string, unknown>;
 
@@ -70,21 +71,22 @@ beforeAll(async () => {
   await release(event, lambdaContext('release'));
   // A lock a worker holds on a live lease: a direct release leaves it held.
   stack.koodrive.seedLock(LOCAL_USER_ID, '101', { lockId: LIVE_LOCK });
-  await new DynamoLedger({ tableName: stack.dynamo!.tableName, client: stack.dynamo!.client }).recordAcquired(
-    {
-      lockId: LIVE_LOCK,
-      userId: LOCAL_USER_ID,
-      moduleCode: '101',
-      holder: 'worker-7',
-      leaseSeconds: 120,
-    },
-  );
+  await new DynamoLedger({
+    tableName: stack.dynamo!.tableName,
+    calls: httpDynamoCallsFor(stack.dynamo!.client),
+  }).recordAcquired({
+    lockId: LIVE_LOCK,
+    userId: LOCAL_USER_ID,
+    moduleCode: '101',
+    holder: 'worker-7',
+    leaseSeconds: 120,
+  });
   await release({ lockIds: [LIVE_LOCK] }, lambdaContext('release'));
   await sweep({ dryRun: true }, lambdaContext('sweep'));
   // A release that failed 15 minutes after the last heartbeat: KooDrive has certainly expired the lock.
   const past = new DynamoLedger({
     tableName: stack.dynamo!.tableName,
-    client: stack.dynamo!.client,
+    calls: httpDynamoCallsFor(stack.dynamo!.client),
     now: () => Date.now() - 15 * 60_000,
   });
   await past.recordAcquired({

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { lambdaContext } from '../../dev/lambda-context';
 import { applyEnv, LOCAL_USER_ID, startLocalStack, type LocalStack } from '../../dev/stack';
 import { DynamoLedger } from '../../src/ledger/ledger';
+import { httpDynamoCallsFor } from '../../src/ledger/dynamo-http';
 
 type Line = Record<string, unknown>;
 interface Emf {
@@ -44,7 +45,7 @@ async function held(ageSeconds: number, inKooDrive = true): Promise<{ lockId: st
     : `gone-${ageSeconds}-${heartbeatAt}@101`;
   const past = new DynamoLedger({
     tableName: stack.dynamo!.tableName,
-    client: stack.dynamo!.client,
+    calls: httpDynamoCallsFor(stack.dynamo!.client),
     now: () => heartbeatAt,
   });
   await past.recordAcquired({

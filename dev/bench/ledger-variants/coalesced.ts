@@ -25,7 +25,7 @@ export class DynamoLedger extends Ledger {
 
   constructor(options: DynamoLedgerOptions) {
     super(options);
-    this.batchClient = options.client ?? new DynamoDBClient({});
+    this.batchClient = new DynamoDBClient({});
     this.batchTable = options.tableName;
   }
 
