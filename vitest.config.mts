@@ -2,7 +2,6 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     environment: 'node',
     testTimeout: 20_000,
     hookTimeout: 20_000,
@@ -14,7 +13,15 @@ export default defineConfig({
     // `npm pack` (test/package) swaps the package's README in for the repository's while it packs: it runs after
     // every other file, so no test reads README.md mid-swap.
     projects: [
-      { extends: true, test: { name: 'service', exclude: ['test/package/**'], sequence: { groupOrder: 0 } } },
+      {
+        extends: true,
+        test: {
+          name: 'service',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/package/**'],
+          sequence: { groupOrder: 0 },
+        },
+      },
       {
         extends: true,
         test: { name: 'package', include: ['test/package/**/*.test.ts'], sequence: { groupOrder: 1 } },
