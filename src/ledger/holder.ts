@@ -265,14 +265,6 @@ export class LockHolder {
     const outcome = await settle(() => work(session.lease));
     holding.workDone();
     session.stop();
-    // A renew still on its way could land after our DELETE and revive the lock (KooDrive revives an expired lock
-    // on renew): release only once it has been answered or given up on.
-    await within(
-      this.ports.clock,
-      MAX_KOODRIVE_REQUEST_SECONDS * 1000,
-      'the last KooDrive renew',
-      () => session.renewing,
-    );
     // A ledger conflict means a sweep or the release path owns the item now (RELEASING, RELEASED, …) and
     // releases the lock. Lost by time or by a KooDrive refusal, the item is still ours to close.
     if (!session.takenOver) await holding.release();
@@ -376,7 +368,19 @@ export class LockHolder {
       worked: new Promise<void>((resolve) => (done = resolve)),
       workDone: () => done(),
       release: () => {
-        released ??= this.releaseAfterWork(lock).finally(() => this.held.delete(holding));
+        released ??= (async () => {
+          // A renew still on its way could land after our DELETE and revive the lock (KooDrive revives an expired
+          // lock on renew): release only once it has been answered or given up on, whoever releases (hold or close).
+          if (session) {
+            await within(
+              this.ports.clock,
+              MAX_KOODRIVE_REQUEST_SECONDS * 1000,
+              'the last KooDrive renew',
+              () => session.renewing,
+            );
+          }
+          await this.releaseAfterWork(lock);
+        })().finally(() => this.held.delete(holding));
         return released;
       },
     };

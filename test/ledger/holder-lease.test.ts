@@ -163,7 +163,8 @@ class FakeLedger implements HolderLedger {
 /** KooDrive's lock calls in memory, logged; `renewals`/`releases` script the next answers (then success). */
 class FakeKooDrive implements KooDriveLocks {
   held = new Set<string>();
-  renewals: (LockError | 'hang')[] = [];
+  /** A promise: the renew is answered (success) when it resolves. */
+  renewals: (LockError | 'hang' | Promise<void>)[] = [];
   releases: LockError[] = [];
   private next = 0;
 
@@ -183,6 +184,12 @@ class FakeKooDrive implements KooDriveLocks {
     this.log.push(`${this.clock.monotonic()} koodrive renew ${lock.lockId}`);
     const answer = this.renewals.shift();
     if (answer === 'hang') return new Promise<never>(() => {});
+    if (answer instanceof Promise) {
+      return answer.then(() => {
+        this.log.push(`${this.clock.monotonic()} koodrive renewed ${lock.lockId}`);
+        return { ok: true as const };
+      });
+    }
     return Promise.resolve(answer ? { ok: false as const, error: answer } : { ok: true as const });
   }
 
@@ -554,6 +561,36 @@ describe('hold: when work settles', () => {
     expect(String(hook.mock.calls[0])).toMatch(/was released, but recording it failed/);
     expect(clock.pending).toBe(0);
   });
+
+  // KooDrive revives an expired lock on renew: a renew landing after the DELETE would hold the lock for 10 minutes
+  // under a RELEASED item. Whoever releases (hold after work, or close()) waits for the renew's answer first.
+  it.each(['work settles', 'close()'] as const)(
+    'a renew in flight when %s: the DELETE waits for its answer',
+    async (ending) => {
+      const answer = deferred<void>();
+      koodrive.renewals = [answer.promise];
+      const holder = makeHolder();
+      const finish = deferred<string>();
+      const result = holder.hold('user-1', '100', (lease) => {
+        lease.signal.addEventListener('abort', () => finish.resolve('stopped'));
+        return finish.promise;
+      });
+      await clock.advance(10_000);
+      expect(log.at(-1)).toBe('10000 koodrive renew lock-1');
+      const closed = ending === 'close()' ? holder.close() : (finish.resolve('done'), undefined);
+      await clock.advance(5_000);
+      expect(log.some((line) => line.includes('koodrive release'))).toBe(false);
+      answer.resolve();
+      await clock.advance(0);
+      await result;
+      await closed;
+      expect(log.slice(-3)).toEqual([
+        '15000 koodrive renewed lock-1',
+        '15000 koodrive release lock-1',
+        '15000 ledger released lock-1',
+      ]);
+    },
+  );
 
   it('no timer is left once hold returns, even with a heartbeat in flight', async () => {
     ledger.heartbeats = ['hang'];
