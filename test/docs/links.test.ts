@@ -146,6 +146,14 @@ describe('README.md and docs/', () => {
     expect(pages().flatMap((file) => linksOf(readFileSync(file, 'utf8'))).length).toBeGreaterThan(20);
   });
 
+  it('the package README (dev/package-readme.md, shipped as the README of the tarball) has no relative links', () => {
+    // In the tarball there is no docs/ and no source: a relative link there leads nowhere.
+    const relativeLinks = linksOf(readFileSync(join(ROOT, 'dev', 'package-readme.md'), 'utf8')).filter(
+      ({ target }) => !/^[a-z][a-z0-9+.-]*:/i.test(target),
+    );
+    expect(relativeLinks).toEqual([]);
+  });
+
   it('the README is at most 250 lines and keeps the two commands of the quick start', () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     expect(readme.trimEnd().split('\n').length).toBeLessThanOrEqual(250);
