@@ -1,7 +1,8 @@
 /**
  * The docs hold together: every relative link and `#anchor` in README.md and docs/*.md resolves (headings slugged
  * by GitHub's rules, through github-slugger, the library GitHub's own slugs are reproduced by), the README stays a
- * front door (at most 250 lines), no line is over 400 characters, and every AWS command names its stage and region.
+ * front door (at most 250 lines), no line is over 400 characters, every AWS command names its stage and region, and
+ * every repository file the docs name exists.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -144,6 +145,30 @@ describe('README.md and docs/', () => {
     const problems = pages().flatMap((file) => brokenLinks(file));
     expect(problems).toEqual([]);
     expect(pages().flatMap((file) => linksOf(readFileSync(file, 'utf8'))).length).toBeGreaterThan(20);
+  });
+
+  it('every repository file the docs name in code marks exists (a moved file leaves no stale path)', () => {
+    const named: string[] = [];
+    for (const file of pages()) {
+      for (const [i, line] of readFileSync(file, 'utf8').split('\n').entries()) {
+        for (const match of line.matchAll(
+          /`((?:src|dev|test|docs|events|resources|examples)\/[^`\s*<>…]+\.[a-z]+)`/g,
+        )) {
+          named.push(`${relative(ROOT, file)}:${i + 1}: ${match[1] as string}`);
+        }
+      }
+    }
+    expect(named.length).toBeGreaterThan(10);
+    const missing = named.filter((entry) => !existsSync(join(ROOT, entry.slice(entry.lastIndexOf(' ') + 1))));
+    expect(missing).toEqual([]);
+  });
+
+  it('the package README (dev/package-readme.md, shipped as the README of the tarball) has no relative links', () => {
+    // In the tarball there is no docs/ and no source: a relative link there leads nowhere.
+    const relativeLinks = linksOf(readFileSync(join(ROOT, 'dev', 'package-readme.md'), 'utf8')).filter(
+      ({ target }) => !/^[a-z][a-z0-9+.-]*:/i.test(target),
+    );
+    expect(relativeLinks).toEqual([]);
   });
 
   it('the README is at most 250 lines and keeps the two commands of the quick start', () => {
