@@ -90,12 +90,19 @@ const harness = await startHarness({
   markdown: (text) => void (section().markdown = text),
 });
 run.parameters = { ...harness.sizes };
+const failed: string[] = [];
 try {
   for (const name of run.scenarios) {
     current = name;
     section();
     log(`scenario ${name}`);
-    await RUNNERS[name](harness);
+    // A scenario that fails keeps the rows it added and says why; the others still run; the run exits 1.
+    await RUNNERS[name](harness).catch((error: unknown) => {
+      const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+      process.stderr.write(`scenario ${name} failed: ${text}\n`);
+      section().notes.push(`This scenario failed in this run: ${text.split('\n')[0] ?? ''}`);
+      failed.push(name);
+    });
   }
 } finally {
   await harness.close();
@@ -117,3 +124,7 @@ writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`);
 // The docs' tables follow the default results file (npm run bench:docs does the same by hand).
 if (outFile === RESULTS_FILE) await updateDocs();
 process.stdout.write(`\n${results.markdown}\n\nResults written to ${outFile}\n`);
+if (failed.length) {
+  process.stderr.write(`failed: ${failed.join(', ')}\n`);
+  process.exitCode = 1;
+}

@@ -306,10 +306,11 @@ export async function ledgerScale(h: Harness): Promise<void> {
   const lifeBill = lifecycleBill(lifeWu, life.all.ru / life.holders);
   h.add('lifecycle', {
     what: `One lock lifecycle (acquire, heartbeats for 5 minutes, release) in write units, ${s.lifecycleHolders} lifecycles through LockHolder`,
-    goal: '≤ 12 WU',
+    // 12 WU before the user index (openByUser), which may add 2 per lifecycle (a put on acquire, a delete on release).
+    goal: '≤ 14 WU',
     measured: `${lifeWu} WU = acquire ${life.acquire.wu / life.holders} + ${life.heartbeatsPerHolder} heartbeats ${life.heartbeats.wu / life.holders} + release ${life.release.wu / life.holders}; ${usd(lifeBill.usd * 1e6)} per million lifecycles`,
     value: lifeWu,
-    ok: lifeWu <= 12,
+    ok: lifeWu <= 14,
   });
 
   // The sweep over a large ledger: `many` stale, then `few`, each in a fresh worker running the sweep handler.
@@ -330,13 +331,15 @@ export async function ledgerScale(h: Harness): Promise<void> {
       await w.call('load', 'sweep');
       const before = sweepProxy.meter.snapshot();
       const inv = await w.call('invoke', 'sweep', {}, 300_000);
-      if (inv.error) throw new Error(`sweep failed: ${inv.error}`);
+      const usage = since(before, sweepProxy.meter.snapshot());
+      // A failed sweep is a figure too (Lambda retries it at the next period): its row says so.
+      if (inv.error) return { ms: inv.ms, usage, released: 0, expected, error: inv.error.split('\n')[0] };
       const released = Number(inv.summary?.released ?? 0) + Number(inv.summary?.alreadyReleased ?? 0);
       if (released !== expected)
         h.note(
           `Sweep: released ${released} of ${expected} stale locks (${String(inv.summary?.failed)} failed, the rest not reached before its 300 s deadline).`,
         );
-      return { ms: inv.ms, usage: since(before, sweepProxy.meter.snapshot()), released, expected };
+      return { ms: inv.ms, usage, released, expected, error: undefined };
     } finally {
       await w.stop();
     }
@@ -374,13 +377,13 @@ export async function ledgerScale(h: Harness): Promise<void> {
     h.add(id, {
       what: `Sweep: ${s.sweepItems} open items, ${stale} stale (capacity model in front; L=${s.latencyMs} ms, C=${s.concurrency}; fresh process)`,
       goal: '≤ 30 s',
-      measured: `${ms(r.ms)} (${(r.ms / h.ideal(stale)).toFixed(2)} × the ${h.ideal(stale)} ms its releases need), released ${r.released} of ${r.expected}, ${requestCount(r.usage)} requests (${Object.entries(
+      measured: `${r.error ? `failed after ${ms(r.ms)}: ${r.error}; ` : ''}${ms(r.ms)} (${(r.ms / h.ideal(stale)).toFixed(2)} × the ${h.ideal(stale)} ms its releases need), released ${r.released} of ${r.expected}, ${requestCount(r.usage)} requests (${Object.entries(
         r.usage.requests,
       )
         .map(([op, k]) => `${op} ${k}`)
         .join(', ')}), ${r.usage.ru} RRU, ${r.usage.wu} WU`,
       value: r.ms,
-      ok: r.ms <= 30_000 && r.released === r.expected,
+      ok: !r.error && r.ms <= 30_000 && r.released === r.expected,
     });
   }
   const per1000 = s.sweepItems / 1000;
