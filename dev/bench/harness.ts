@@ -8,7 +8,6 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ledgerTableInput, startDynalite, waitUntilActive, type LocalDynamo } from '../dynalite';
 import { startSecretsManager, type LocalSecretsManager } from '../secrets-manager';
@@ -262,4 +261,3 @@ export async function startHarness(
 
 /** A process's peak RSS as the bundle host reports it (VmHWM where /proc has it). */
 export const peakRss = (run: { vmHwmMb?: number; maxRssMb: number }): number => run.vmHwmMb ?? run.maxRssMb;
-export const timeSince = (start: number): number => performance.now() - start;

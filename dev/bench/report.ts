@@ -231,7 +231,9 @@ export function table(header: string[], lines: string[][]): string {
 export function runLine(r: Run): string {
   const m = r.machine;
   const end = (v: number | undefined, unit = '') => (v === undefined ? '' : ` → ${v}${unit}`);
-  return `${r.startedAt}, ${r.mode} run of ${r.durationS} s (${r.scenarios.join(', ')}): ${m.cpu}, ${m.cores} cores, ${m.memoryGb} GB, ${m.os}, Node ${m.node}; load average ${m.loadAverage.start}${end(m.loadAverage.end)}; CPU calibration ${m.calibrationMs.start} ms${end(m.calibrationMs.end, ' ms')}`;
+  // Another load on the machine when the run started (over half its cores busy) makes its timings pessimistic.
+  const busy = m.loadAverage.start > 0.5 * m.cores ? ' (busy at the start: timings pessimistic)' : '';
+  return `${r.startedAt}, ${r.mode} run of ${r.durationS} s (${r.scenarios.join(', ')}): ${m.cpu}, ${m.cores} cores, ${m.memoryGb} GB, ${m.os}, Node ${m.node}; load average ${m.loadAverage.start}${end(m.loadAverage.end)}${busy}; CPU calibration ${m.calibrationMs.start} ms${end(m.calibrationMs.end, ' ms')}`;
 }
 
 function alternativesTable(list: VariantResult[]): string {

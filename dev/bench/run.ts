@@ -109,13 +109,6 @@ try {
 }
 endMachine(run.machine);
 run.durationS = round((performance.now() - started) / 1000);
-if (run.machine.loadAverage.start > 0.5 * run.machine.cores) {
-  for (const name of run.scenarios) {
-    fresh.scenarios[name]?.notes.push(
-      `The machine was busy when the run started (load average ${run.machine.loadAverage.start} on ${run.machine.cores} cores): timings are pessimistic.`,
-    );
-  }
-}
 const before = existsSync(outFile) ? (JSON.parse(readFileSync(outFile, 'utf8')) as Results) : undefined;
 const results = merge(before?.runs ? before : undefined, run, fresh);
 results.markdown = markdown(results);
