@@ -15,7 +15,7 @@ export const DOCS_FILE = join(import.meta.dirname, '..', '..', 'docs', 'benchmar
 
 /** The generated block for a results file's content. */
 export function generatedBlock(results: Results): string {
-  return `${START}\n\n${markdown(results, results.scaleSections ?? '')}\n\n${END}`;
+  return `${START}\n\n${markdown(results)}\n\n${END}`;
 }
 
 /** The page with its generated block replaced (or appended when it has none yet). */

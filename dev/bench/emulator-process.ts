@@ -19,13 +19,20 @@ export interface EmulatorStats {
 }
 
 const commands = {
-  /** Holds locks for `userId`: the given IDs, or `count` new ones. Returns their IDs. */
-  seed(userId: string, spec: { count: number } | { lockIds: string[] }): string[] {
+  /** Holds locks for `userId` (module 102 unless given): the given IDs, or `count` new ones. Returns their IDs. */
+  seed(
+    userId: string,
+    spec: ({ count: number } | { lockIds: string[] }) & { moduleCode?: string; expiresAt?: number },
+  ): string[] {
+    const opts = spec.expiresAt === undefined ? {} : { expiresAt: spec.expiresAt };
     if ('lockIds' in spec) {
-      for (const lockId of spec.lockIds) emulator.seedLock(userId, '102', { lockId });
+      for (const lockId of spec.lockIds) emulator.seedLock(userId, spec.moduleCode, { ...opts, lockId });
       return spec.lockIds;
     }
-    return Array.from({ length: spec.count }, () => emulator.seedLock(userId, '102'));
+    return Array.from({ length: spec.count }, () => emulator.seedLock(userId, spec.moduleCode, opts));
+  },
+  isHeld(lockId: string): boolean {
+    return emulator.isHeld(lockId);
   },
   latency(ms: number): void {
     emulator.setLatency(ms);

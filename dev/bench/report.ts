@@ -1,15 +1,66 @@
-/** The benchmark's rows, the machine it ran on, and the tables it prints (Markdown, as the README shows them). */
+/**
+ * The benchmark's results: rows, the runs they came from (machine, load average, CPU calibration), and the tables
+ * the docs show (Markdown). A results file can gather scenarios from several runs: each table names its run.
+ */
 import { execFileSync } from 'node:child_process';
-import { cpus, loadavg, platform, arch, totalmem } from 'node:os';
-import type { Part, VariantResult } from './bundle';
+import { arch, cpus, loadavg, platform, totalmem } from 'node:os';
+import type { Part, VariantResult } from './build-variants';
+
+/** The scenarios in table order, each named for what it measures: its title and what its table compares. */
+export const SCENARIOS = {
+  'ledger-cost': {
+    title: "The ledger's cost on the release path",
+    intro:
+      'The packaged release function, its ledger calls signed and sent over undici (src/ledger/dynamo-http.ts), first; after "—" the baseline: the same function with the ledger through the AWS SDK v3 client, measured the same way in the same run.',
+  },
+  'dynamodb-clients': {
+    title: 'The DynamoDB client candidates alone',
+    intro:
+      'Each candidate bundled alone (esbuild, minified CJS), loaded in fresh processes and driven with the outcome write against dynalite.',
+  },
+  'release-latency': {
+    title: 'Release latency and connection reuse',
+    intro:
+      'The engine with the KooDrive client as wired, and the packaged release function, against the KooDrive emulator (a process of its own) with a fixed latency L, dynalite and the local Secrets Manager.',
+  },
+  'client-overhead': {
+    title: 'Client overhead',
+    intro:
+      'The engine with the KooDrive client against the common way (fetch and Promise.all), in one worker.',
+  },
+  'secret-cache': {
+    title: 'Secret cache',
+    intro: 'GetSecretValue calls the local Secrets Manager answered while the packaged function ran.',
+  },
+  memory: { title: 'Memory', intro: 'The packaged release function in a fresh process.' },
+  'cold-start': {
+    title: 'Cold start',
+    intro: 'The release function as packaged, loaded and invoked in fresh plain `node` processes.',
+  },
+  'ledger-scale': {
+    title: 'The ledger at scale',
+    intro:
+      'Holders through LockHolder on a virtual clock and the sweep over a large ledger, on dynalite behind the capacity model (dev/bench/capacity.ts), which prices every request in DynamoDB units per partition key value.',
+  },
+  'find-by-user': {
+    title: 'Find by user',
+    intro:
+      'The release function (src/, in a worker) answering `{"userId", "moduleCode": "101"}` with many other users\' open items in the ledger; the baseline is what finding the lock took before: a Scan of the table filtered by userId.',
+  },
+  'answer-size': {
+    title: 'Answer size under hostile payloads',
+    intro:
+      "The release function's answer and log lines (src/, in a worker, no ledger) for oversized direct invokes.",
+  },
+} as const;
+export type ScenarioName = keyof typeof SCENARIOS;
 
 export interface Row {
-  /** Stable ID, e.g. "1.calls" (the smoke test checks that every one of ROW_IDS is produced). */
+  /** Stable ID "<scenario>.<what>" (the smoke test checks that a quick run produces every one of ROW_IDS). */
   id: string;
-  /** The item number: 1–7 the release path, 10.<goal> the ledger at scale, 11 the ledger's cost. */
-  item: number;
+  scenario: ScenarioName;
   what: string;
-  /** The goal as text; "—" when the item only reports. */
+  /** The goal as text; "—" when the row only reports. */
   goal: string;
   measured: string;
   /** The figure the goal is about (a ratio, ms, KB, MB, a count). */
@@ -18,54 +69,49 @@ export interface Row {
   ok?: boolean;
 }
 
-/** Every row a run produces, in table order. */
+/** Every row a run of every scenario produces, in table order. */
 export const ROW_IDS = [
-  '1.calls',
-  '1.floor',
-  '1.whole',
-  '1.whole-warm',
-  '1.cpu',
-  '2.overhead',
-  '3.connections',
-  '3.connections-whole',
-  '3.connections-warm',
-  '4.zip',
-  '4.load',
-  '4.cold',
-  '4.cold-ledger',
-  '5.secret-cold',
-  '5.secret-warm',
-  '5.secret-expiry',
-  '6.memory',
-  '6.memory-size',
-  '7.sweep-many',
-  '7.sweep-few',
-  // The ledger at scale: each goal, the new ledger next to the baseline (today's byStatus ledger) in the same run.
-  '10.1-holders',
-  '10.1-load',
-  '10.2-heartbeat',
-  '10.2-sweep-read',
-  '10.3-sparse',
-  '10.4-lifecycle',
-  '10.4-sqs',
-  '10.4-month',
-  '10.5-cpu',
-  '10.5-variants',
-  '10.5-rss',
-  '10.6-sweep-many',
-  '10.6-sweep-few',
-  // The ledger's cost: the release function with its DynamoDB client next to the AWS SDK client, same run.
-  'ledger.cpu',
-  'ledger.load',
-  'ledger.cold',
-  'ledger.rss',
-  'ledger.sqs-batch',
-  'ledger.direct',
-  'ledger.cost',
-  'ledger.clients',
+  'ledger-cost.cpu',
+  'ledger-cost.load',
+  'ledger-cost.cold',
+  'ledger-cost.rss',
+  'ledger-cost.sqs-batch',
+  'ledger-cost.direct',
+  'ledger-cost.cost',
+  'dynamodb-clients.update',
+  'release-latency.calls',
+  'release-latency.floor',
+  'release-latency.whole',
+  'release-latency.whole-warm',
+  'release-latency.cpu',
+  'release-latency.connections',
+  'release-latency.connections-whole',
+  'release-latency.connections-warm',
+  'client-overhead.per-core',
+  'secret-cache.cold',
+  'secret-cache.warm',
+  'secret-cache.expiry',
+  'memory.peak-rss',
+  'memory.memory-size',
+  'cold-start.zip',
+  'cold-start.load',
+  'cold-start.first',
+  'cold-start.first-ledger',
+  'ledger-scale.holders',
+  'ledger-scale.heartbeat',
+  'ledger-scale.sparse-index',
+  'ledger-scale.lifecycle',
+  'ledger-scale.load-model',
+  'ledger-scale.sweep-many',
+  'ledger-scale.sweep-few',
+  'ledger-scale.sweep-read',
+  'ledger-scale.sweep-month',
+  'find-by-user.first',
+  'find-by-user.warm',
+  'find-by-user.release',
+  'answer-size.long-lock-ids',
+  'answer-size.long-user-id',
 ] as const;
-
-export type RowId = (typeof ROW_IDS)[number];
 
 export interface Machine {
   cpu: string;
@@ -76,10 +122,32 @@ export interface Machine {
   /** 1-minute load average when the run started and ended (other work on the machine skews timings). */
   loadAverage: { start: number; end?: number };
   /**
-   * A fixed CPU loop (CALIBRATION_LOOP: 100,000 chained SHA-256 of 32 bytes) in ms, median of 5 fresh processes,
-   * at the start and the end of the run: figures from two machines compare as ratios to it.
+   * CALIBRATION_LOOP (100,000 chained SHA-256 of 32 bytes) in ms, median of 5 fresh processes, at the start and
+   * the end of the run: figures from two machines compare as ratios to it.
    */
-  calibrationMs?: { start: number; end?: number };
+  calibrationMs: { start: number; end?: number };
+}
+
+export interface Run {
+  /** When it started (ISO): the run's name in the tables. */
+  startedAt: string;
+  mode: 'full' | 'quick';
+  machine: Machine;
+  durationS: number;
+  scenarios: ScenarioName[];
+  parameters: Record<string, unknown>;
+}
+
+export interface Results {
+  /** The runs whose figures the file holds, oldest first. */
+  runs: Run[];
+  /** Per scenario: the run its rows came from, extra tables (Markdown) and notes. */
+  scenarios: Partial<Record<ScenarioName, { run: string; markdown?: string; notes: string[] }>>;
+  rows: Row[];
+  alternatives?: VariantResult[];
+  composition?: { totalBytes: number; packages: Part[]; files: Part[] };
+  /** The whole file as Markdown (what the docs' generated block holds). */
+  markdown?: string;
 }
 
 /** The calibration loop, run by a fresh `node -e`: prints the ms it took. */
@@ -102,13 +170,15 @@ export function machine(): Machine {
     cores: list.length,
     node: process.version,
     os: `${platform()} ${arch()}`,
-    memoryGb: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    memoryGb: round(totalmem() / 2 ** 30, 1),
     loadAverage: { start: round(loadavg()[0] ?? 0, 2) },
+    calibrationMs: { start: calibrate() },
   };
 }
 
-export function endLoad(m: Machine): void {
+export function endMachine(m: Machine): void {
   m.loadAverage.end = round(loadavg()[0] ?? 0, 2);
+  m.calibrationMs.end = calibrate();
 }
 
 export function round(value: number, digits = 0): number {
@@ -118,24 +188,39 @@ export function round(value: number, digits = 0): number {
 
 export const ms = (v: number): string => `${v < 10 ? v.toFixed(1) : Math.round(v)} ms`;
 export const kb = (bytes: number): string => `${(bytes / 1024).toFixed(1)} KB`;
+export const median = (values: readonly number[]): number => {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+};
 
-export interface Results {
-  machine: Machine;
-  mode: 'full' | 'quick';
-  startedAt: string;
-  durationS: number;
-  parameters: Record<string, unknown>;
-  rows: Row[];
-  alternatives: VariantResult[];
-  composition: { totalBytes: number; packages: Part[]; files: Part[] };
-  notes: string[];
-  /** The ledger-scale load model and cost sections (Markdown), when its items ran. */
-  scaleSections?: string;
+/**
+ * The file after a run: the scenarios it ran replace theirs, the others stay as the earlier runs left them (a run
+ * of another mode, quick or full, starts the file afresh). Rows are kept in ROW_IDS order.
+ */
+export function merge(before: Results | undefined, run: Run, fresh: Omit<Results, 'runs'>): Results {
+  const keep = before?.runs.every((r) => r.mode === run.mode) ? before : undefined;
+  const ran = new Set<string>(run.scenarios);
+  const scenarios = { ...keep?.scenarios, ...fresh.scenarios };
+  const used = new Set(Object.values(scenarios).map((s) => s.run));
+  const order = (id: string) => (ROW_IDS as readonly string[]).indexOf(id);
+  const coldStart = ran.has('cold-start') ? fresh : keep;
+  return {
+    runs: [...(keep?.runs ?? []).filter((r) => r.startedAt !== run.startedAt), run].filter((r) =>
+      used.has(r.startedAt),
+    ),
+    scenarios,
+    rows: [...(keep?.rows ?? []).filter((r) => !ran.has(r.scenario)), ...fresh.rows].sort(
+      (a, b) => order(a.id) - order(b.id),
+    ),
+    ...(coldStart?.alternatives ? { alternatives: coldStart.alternatives } : {}),
+    ...(coldStart?.composition ? { composition: coldStart.composition } : {}),
+  };
 }
 
 const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
-function table(header: string[], lines: string[][]): string {
+export function table(header: string[], lines: string[][]): string {
   return [
     `| ${header.join(' | ')} |`,
     `|${header.map(() => '---').join('|')}|`,
@@ -143,40 +228,23 @@ function table(header: string[], lines: string[][]): string {
   ].join('\n');
 }
 
-export function machineLine(r: Results): string {
+export function runLine(r: Run): string {
   const m = r.machine;
-  const load = `load average ${m.loadAverage.start}${m.loadAverage.end === undefined ? '' : ` → ${m.loadAverage.end}`}`;
-  const cal = m.calibrationMs
-    ? `; CPU calibration ${m.calibrationMs.start} ms${m.calibrationMs.end === undefined ? '' : ` → ${m.calibrationMs.end} ms`} (100,000 chained SHA-256, median of 5 fresh processes)`
-    : '';
-  return `${m.cpu}, ${m.cores} cores, ${m.memoryGb} GB, ${m.os}, Node ${m.node}; ${load}${cal}; ${r.mode} run of ${r.durationS} s, ${r.startedAt}`;
+  const end = (v: number | undefined, unit = '') => (v === undefined ? '' : ` → ${v}${unit}`);
+  // Another load on the machine when the run started (over half its cores busy) makes its timings pessimistic.
+  const busy = m.loadAverage.start > 0.5 * m.cores ? ' (busy at the start: timings pessimistic)' : '';
+  return `${r.startedAt}, ${r.mode} run of ${r.durationS} s (${r.scenarios.join(', ')}): ${m.cpu}, ${m.cores} cores, ${m.memoryGb} GB, ${m.os}, Node ${m.node}; load average ${m.loadAverage.start}${end(m.loadAverage.end)}${busy}; CPU calibration ${m.calibrationMs.start} ms${end(m.calibrationMs.end, ' ms')}`;
 }
 
-/** The goals table: what was measured, its goal, the measurement, met or not. */
-export function goalsTable(r: Results, which: (row: Row) => boolean = () => true): string {
-  return table(
-    ['#', 'measurement', 'goal', 'measured', 'met'],
-    r.rows
-      .filter(which)
-      .map((row) => [
-        String(row.item),
-        row.what,
-        row.goal,
-        row.measured,
-        row.ok === undefined ? '—' : row.ok ? 'yes' : '**no**',
-      ]),
-  );
-}
-
-export function alternativesTable(r: Results): string {
-  const base = r.alternatives[0];
+function alternativesTable(list: VariantResult[]): string {
+  const base = list[0];
   const delta = (v: number | undefined, b: number | undefined, digits: number) =>
     v === undefined
       ? '—'
       : `${v.toFixed(digits)}${b === undefined || v === b ? '' : ` (${v > b ? '+' : ''}${(v - b).toFixed(digits)})`}`;
   return table(
     ['build', 'zip KB', 'raw KB', 'load ms', 'load + 1st release ms', 'what it shows'],
-    r.alternatives.map((v) => [
+    list.map((v) => [
       v.name,
       delta(v.zipKb, base?.zipKb, 1),
       v.rawKb.toFixed(0),
@@ -187,50 +255,51 @@ export function alternativesTable(r: Results): string {
   );
 }
 
-export function compositionTable(r: Results, top = 12): string {
-  return table(
-    ['package', 'bytes in bundle', 'share'],
-    r.composition.packages
-      .slice(0, top)
-      .map((p) => [p.name, String(p.bytes), `${(p.share * 100).toFixed(1)} %`]),
-  );
-}
-
-const isScaleRow = (row: Row) => row.id.startsWith('10.');
-const isCostRow = (row: Row) => row.id.startsWith('ledger.');
-
-/** The run as Markdown: the machine, then one table per part, each goal next to its baseline of the same run. */
-export function markdown(r: Results, scale = ''): string {
-  const section = (title: string, intro: string, which: (row: Row) => boolean, after: string[] = []) =>
-    r.rows.some(which) ? [`### ${title}`, '', intro, '', goalsTable(r, which), '', ...after] : [];
-  return [
-    `Machine: ${machineLine(r)}`,
+/** The file as Markdown: the runs, then one table per scenario (naming its run), with its extra tables. */
+export function markdown(r: Results): string {
+  const lines = [
+    'Runs (CPU calibration: 100,000 chained SHA-256 of 32 bytes, median of 5 fresh processes, at the start → the end; compare figures within a run, and across machines as ratios to the calibration):',
     '',
-    ...section(
-      "The ledger's cost on the release path (11)",
-      'The packaged release function, its ledger calls signed and sent over undici (src/ledger/dynamo-http.ts), first; after "—" the baseline: the same function with the ledger through the AWS SDK v3 client, measured the same way in the same run.',
-      isCostRow,
-    ),
-    ...section(
-      'The release path (items 1–7)',
-      'The packaged release function and its parts against the KooDrive emulator (a process of its own), dynalite and the local Secrets Manager.',
-      (row) => !isScaleRow(row) && !isCostRow(row),
-    ),
-    ...section(
-      'The ledger at scale (10.x)',
-      'The current ledger (sparse `openLocks` index) first, after "—" the baseline, the ledger before it (`byStatus` index), measured the same way in the same run.',
-      isScaleRow,
-      scale ? [scale, ''] : [],
-    ),
-    '### Cold start alternatives',
-    '',
-    'Zip sizes estimated as serverless-esbuild writes them; times are medians of fresh processes, run interleaved; differences against the first line. The last lines leave parts out (cumulatively from "without the AWS SDK") to show what the load time is made of:',
-    '',
-    alternativesTable(r),
-    '',
-    `What the configured bundle is made of (${r.composition.totalBytes} bytes before zipping):`,
-    '',
-    compositionTable(r),
-    ...(r.notes.length ? ['', ...r.notes.map((n) => `- ${n}`)] : []),
-  ].join('\n');
+    ...r.runs.map((run) => `- ${runLine(run)}`),
+  ];
+  for (const [name, meta] of Object.entries(SCENARIOS) as Array<
+    [ScenarioName, (typeof SCENARIOS)[ScenarioName]]
+  >) {
+    const s = r.scenarios[name];
+    if (!s) continue;
+    const rows = r.rows.filter((row) => row.scenario === name);
+    lines.push('', `### ${meta.title} (\`${name}\`)`, '', `${meta.intro} Run ${s.run}.`, '');
+    lines.push(
+      table(
+        ['row', 'measurement', 'goal', 'measured', 'met'],
+        rows.map((row) => [
+          row.id.slice(name.length + 1),
+          row.what,
+          row.goal,
+          row.measured,
+          row.ok === undefined ? '—' : row.ok ? 'yes' : '**no**',
+        ]),
+      ),
+    );
+    if (name === 'cold-start' && r.alternatives && r.composition) {
+      lines.push(
+        '',
+        'Alternative builds: zip sizes estimated as serverless-esbuild writes them; times are medians of fresh processes, run interleaved; differences against the first line. The last lines leave parts out (cumulatively from "without the AWS SDK") to show what the load time is made of:',
+        '',
+        alternativesTable(r.alternatives),
+        '',
+        `What the configured bundle is made of (${r.composition.totalBytes} bytes before zipping):`,
+        '',
+        table(
+          ['package', 'bytes in bundle', 'share'],
+          r.composition.packages
+            .slice(0, 12)
+            .map((p) => [p.name, String(p.bytes), `${(p.share * 100).toFixed(1)} %`]),
+        ),
+      );
+    }
+    if (s.markdown) lines.push('', s.markdown);
+    if (s.notes.length) lines.push('', ...s.notes.map((n) => `- ${n}`));
+  }
+  return lines.join('\n');
 }

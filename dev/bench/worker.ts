@@ -14,7 +14,6 @@ import { BASE_SIGNED_HEADERS, formatXDate, signRequest } from '../../src/koodriv
 import { lambdaContext } from '../lambda-context';
 import { LOCAL_APP_ID, LOCAL_APP_SECRET } from '../stack';
 import { serve } from './ipc';
-import type { BaselineSweepResult } from './scale';
 
 type Handler = (event: unknown, context: Context) => Promise<unknown>;
 
@@ -75,6 +74,21 @@ async function releaseWithEngine(locks: LockRef[], concurrency: number): Promise
   return releaseLocks(locks, deps, { ...DEFAULT_ENGINE_OPTIONS, concurrency });
 }
 
+/** A signed DELETE of `lock` as KooDrive wants it (x-date a second ago), with the Host header it was signed with. */
+function signedDelete(origin: URL, lock: LockRef): Record<string, string> {
+  const headers: Record<string, string> = {
+    host: origin.host,
+    'x-date': formatXDate(new Date(Date.now() - 1000)),
+    'x-user-id': lock.userId,
+    'x-backup-lock-id': lock.lockId,
+  };
+  const { authorization } = signRequest(
+    { method: 'DELETE', path: LOCK_PATH, headers, signedHeaders: BASE_SIGNED_HEADERS },
+    { appId: LOCAL_APP_ID, appSecret: LOCAL_APP_SECRET },
+  );
+  return { ...headers, authorization };
+}
+
 /**
  * The baseline, written the common way: global fetch, Promise.all over chunks of `concurrency`, each request
  * signed with the same signer (src/koodrive/signer.ts) and its JSON answer read.
@@ -87,19 +101,9 @@ async function releaseWithFetch(endpoint: string, locks: LockRef[], concurrency:
     const chunk = locks.slice(i, i + concurrency);
     const answers = await Promise.all(
       chunk.map(async (lock) => {
-        const headers: Record<string, string> = {
-          host: origin.host,
-          'x-date': formatXDate(new Date(Date.now() - 1000)),
-          'x-user-id': lock.userId,
-          'x-backup-lock-id': lock.lockId,
-        };
-        const { authorization } = signRequest(
-          { method: 'DELETE', path: LOCK_PATH, headers, signedHeaders: BASE_SIGNED_HEADERS },
-          { appId: LOCAL_APP_ID, appSecret: LOCAL_APP_SECRET },
-        );
         // fetch sets Host itself (the same value that was signed).
-        const { host: _host, ...sent } = headers;
-        const res = await fetch(url, { method: 'DELETE', headers: { ...sent, authorization } });
+        const { host: _host, ...headers } = signedDelete(origin, lock);
+        const res = await fetch(url, { method: 'DELETE', headers });
         const body = (await res.json()) as { code?: unknown };
         if (res.ok && body.code === 0) return 'released';
         return body.code === 13000309 ? 'alreadyReleased' : 'failed';
@@ -142,24 +146,12 @@ const commands = {
    */
   async floor(endpoint: string, locks: LockRef[], concurrency: number): Promise<Timed & Tally> {
     const origin = new URL(endpoint);
-    const requests = locks.map((lock) => {
-      const headers: Record<string, string> = {
-        host: origin.host,
-        'x-date': formatXDate(new Date(Date.now() - 1000)),
-        'x-user-id': lock.userId,
-        'x-backup-lock-id': lock.lockId,
-      };
-      const { authorization } = signRequest(
-        { method: 'DELETE', path: LOCK_PATH, headers, signedHeaders: BASE_SIGNED_HEADERS },
-        { appId: LOCAL_APP_ID, appSecret: LOCAL_APP_SECRET },
-      );
-      return {
-        origin: origin.origin,
-        path: LOCK_PATH,
-        method: 'DELETE' as const,
-        headers: { ...headers, authorization },
-      };
-    });
+    const requests = locks.map((lock) => ({
+      origin: origin.origin,
+      path: LOCK_PATH,
+      method: 'DELETE' as const,
+      headers: signedDelete(origin, lock),
+    }));
     const agent = new Agent({ connections: concurrency });
     const statuses: string[] = [];
     const stop = timer();
@@ -225,53 +217,43 @@ const commands = {
   },
 
   /**
-   * The ledger-scale baseline sweep: today's ledger (dev/bench/baseline-ledger.ts) on `tableName`, its candidates
-   * claimed and released through the engine with the container's KooDrive client, as the sweep did before the
-   * sparse index.
+   * One release invocation with its log lines counted (the stdout and stderr lines Powertools writes, JSON): the
+   * answer's size in bytes, and the answer itself when `keep`.
    */
-  async baselineSweep(
-    tableName: string,
-    staleAfterSeconds: number,
-    limit: number,
-    concurrency: number,
-  ): Promise<Timed & BaselineSweepResult> {
-    const koodrive = await wiredClient();
-    const { BaselineLedger } = await import('./baseline-ledger');
-    const { baselineSweep } = await import('./scale');
-    const ledger = new BaselineLedger({ tableName });
-    const started = performance.now();
+  async answer(
+    event: unknown,
+    keep: boolean,
+  ): Promise<Invocation & { answerBytes: number; logLines: number; logBytes: number; answer?: unknown }> {
+    const handler = await loadHandler('release');
+    let logLines = 0;
+    let logBytes = 0;
+    const streams = [process.stdout, process.stderr];
+    const writes = streams.map((stream) => stream.write.bind(stream));
+    for (const stream of streams) {
+      stream.write = (chunk: string | Uint8Array) => {
+        const text = String(chunk);
+        for (const line of text.split('\n')) {
+          if (line.startsWith('{')) {
+            logLines += 1;
+            logBytes += Buffer.byteLength(line) + 1;
+          }
+        }
+        return true;
+      };
+    }
     const stop = timer();
-    const result = await baselineSweep(
-      ledger,
-      {
-        gateway: {
-          release: (lock) => koodrive.releaseLock(lock),
-          refreshCredentials: () => Promise.resolve(false),
-        },
-        clock: systemClock,
-        random: Math.random,
-        remainingMs: () => 300_000 - (performance.now() - started),
-      },
-      { ...DEFAULT_ENGINE_OPTIONS, concurrency },
-      { staleAfterSeconds, limit },
-    );
-    return { ...stop(), ...result };
-  },
-
-  /** DynamoDB requests the container's ledger has sent so far (DynamoLedger.requests). */
-  async ledgerRequests(): Promise<number> {
-    const { getApp } = await import('../../src/wiring');
-    return getApp().ledger?.requests ?? 0;
-  },
-
-  /** Exits normally (so that --cpu-prof and the like write their output). */
-  exit(): void {
-    setImmediate(() => process.exit(0));
-  },
-
-  /** Peak and current memory of this process, in MB. */
-  memory(): { maxRssMb: number; rssMb: number } {
-    return { maxRssMb: process.resourceUsage().maxRSS / 1024, rssMb: process.memoryUsage().rss / 2 ** 20 };
+    try {
+      const answer = await handler(event, lambdaContext('release'));
+      return {
+        ...stop(),
+        answerBytes: Buffer.byteLength(JSON.stringify(answer)),
+        logLines,
+        logBytes,
+        ...(keep ? { answer } : {}),
+      };
+    } finally {
+      streams.forEach((stream, k) => (stream.write = writes[k] as typeof stream.write));
+    }
   },
 };
 

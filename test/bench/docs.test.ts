@@ -14,7 +14,7 @@ import {
   START,
   withTables,
 } from '../../dev/bench/docs';
-import { ROW_IDS, type Results } from '../../dev/bench/report';
+import { merge, ROW_IDS, type Results, type Row, type Run, type ScenarioName } from '../../dev/bench/report';
 
 const results = JSON.parse(readFileSync(RESULTS_FILE, 'utf8')) as Results & { markdown: string };
 const page = readFileSync(DOCS_FILE, 'utf8');
@@ -37,10 +37,72 @@ describe('docs/benchmarks.md', () => {
       expect(typeof row.value, row.id).toBe('number');
       expect(row.what && row.goal && row.measured, row.id).toBeTruthy();
     }
-    expect(results.machine.loadAverage.start).toBeGreaterThanOrEqual(0);
-    expect(results.machine.loadAverage.end).toBeGreaterThanOrEqual(0);
-    expect(results.machine.calibrationMs?.start).toBeGreaterThan(0);
-    expect(results.machine.calibrationMs?.end).toBeGreaterThan(0);
+    // Every scenario's rows come from a run the file describes (machine, load average, CPU calibration).
+    expect(results.runs.length).toBeGreaterThan(0);
+    for (const run of results.runs) {
+      expect(run.machine.loadAverage.start).toBeGreaterThanOrEqual(0);
+      expect(run.machine.loadAverage.end).toBeGreaterThanOrEqual(0);
+      expect(run.machine.calibrationMs.start).toBeGreaterThan(0);
+      expect(run.machine.calibrationMs.end).toBeGreaterThan(0);
+    }
+    for (const row of results.rows) {
+      const from = results.scenarios[row.scenario]?.run;
+      expect(
+        results.runs.map((run) => run.startedAt),
+        row.id,
+      ).toContain(from);
+      expect(page, row.id).toContain(`Run ${String(from)}.`);
+    }
+  });
+
+  it('a partial run replaces its scenarios and keeps the others, with the run each came from', () => {
+    const run = (startedAt: string, scenarios: ScenarioName[]): Run => ({
+      startedAt,
+      mode: 'full',
+      machine: results.runs[0]!.machine,
+      durationS: 1,
+      scenarios,
+      parameters: {},
+    });
+    const row = (id: string, scenario: ScenarioName, measured: string): Row => ({
+      id,
+      scenario,
+      what: id,
+      goal: '—',
+      measured,
+      value: 1,
+    });
+    const first = merge(undefined, run('t1', ['memory', 'ledger-cost']), {
+      scenarios: { memory: { run: 't1', notes: [] }, 'ledger-cost': { run: 't1', notes: [] } },
+      rows: [row('memory.peak-rss', 'memory', 'old'), row('ledger-cost.cpu', 'ledger-cost', 'kept')],
+    });
+    const second = merge(first, run('t2', ['memory']), {
+      scenarios: { memory: { run: 't2', notes: [] } },
+      rows: [row('memory.peak-rss', 'memory', 'new')],
+    });
+    expect(second.rows.map((r) => `${r.id} ${r.measured}`)).toEqual([
+      'ledger-cost.cpu kept',
+      'memory.peak-rss new',
+    ]);
+    expect(second.scenarios.memory?.run).toBe('t2');
+    expect(second.scenarios['ledger-cost']?.run).toBe('t1');
+    expect(second.runs.map((r) => r.startedAt)).toEqual(['t1', 't2']);
+    // A run replacing every scenario of an earlier one drops that run; a quick run starts the file afresh.
+    const third = merge(second, run('t3', ['ledger-cost']), {
+      scenarios: { 'ledger-cost': { run: 't3', notes: [] } },
+      rows: [row('ledger-cost.cpu', 'ledger-cost', 'newer')],
+    });
+    expect(third.runs.map((r) => r.startedAt)).toEqual(['t2', 't3']);
+    const quick = merge(
+      third,
+      { ...run('t4', ['memory']), mode: 'quick' },
+      {
+        scenarios: { memory: { run: 't4', notes: [] } },
+        rows: [row('memory.peak-rss', 'memory', 'quick')],
+      },
+    );
+    expect(quick.rows.map((r) => r.id)).toEqual(['memory.peak-rss']);
+    expect(quick.runs.map((r) => r.startedAt)).toEqual(['t4']);
   });
 
   it('the generator replaces only its block and follows the results', () => {

@@ -9,33 +9,26 @@ import { statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import * as esbuild from 'esbuild';
-import { closerOf, listenOnLoopback } from '../../src/testing/loopback';
-import type { LocalDynamo } from '../dynalite';
-import { cleanEnv, median } from './bundle';
+import { closerOf, listenOnLoopback } from '../../../src/testing/loopback';
+import { cleanEnv } from '../bundle';
+import type { Harness } from '../harness';
+import { median, ms } from '../report';
 
-export const CANDIDATES = {
+const CANDIDATES = {
   'aws4-undici': 'SigV4 by aws4 over an undici Pool (src/ledger/dynamo-http.ts, the choice)',
   'aws-lite': '@aws-lite/client + @aws-lite/dynamodb',
   aws4fetch: 'SigV4 by aws4fetch (WebCrypto) over an undici Pool',
   sdk: '@aws-sdk/client-dynamodb through src/ledger/dynamo-sdk.ts (the functions until now)',
 } as const;
-export type CandidateName = keyof typeof CANDIDATES;
+type CandidateName = keyof typeof CANDIDATES;
 
-export interface ClientFigures {
+interface ClientFigures {
   name: CandidateName;
   bundleBytes: number;
   loadMs: number;
   cpuMsPerRequest: number[];
   wallMs: number[];
   oldItemOnConditionFailure: boolean;
-}
-
-export interface ClientSizes {
-  n: number;
-  concurrency: number;
-  rounds: number;
-  warmup: number;
-  loadRuns: number;
 }
 
 const OLD_ITEM = { lockId: { S: 'probe' }, status: { S: 'RELEASED' } };
@@ -80,19 +73,16 @@ if (!process.env.BENCH_OPTIONS) { process.stdout.write(JSON.stringify({ loadMs }
 else m.run(JSON.parse(process.env.BENCH_OPTIONS)).then((r) => process.stdout.write(JSON.stringify({ loadMs, ...r })));
 `;
 
-export async function measureClients(
-  dynamo: LocalDynamo,
-  sizes: ClientSizes,
-  scratch: string,
-  log: (text: string) => void,
-): Promise<ClientFigures[]> {
+export async function dynamodbClients(h: Harness): Promise<void> {
+  const sizes = h.sizes.clients;
+  const dynamo = h.ledgerDb;
   const probe = await conditionFailingServer();
   const figures: ClientFigures[] = [];
   try {
     for (const name of Object.keys(CANDIDATES) as CandidateName[]) {
-      const file = join(scratch, `client-${name}.cjs`);
+      const file = join(h.scratch, `client-${name}.cjs`);
       await esbuild.build({
-        entryPoints: [join(import.meta.dirname, 'dynamo-clients', `${name}.ts`)],
+        entryPoints: [join(import.meta.dirname, '..', 'dynamo-clients', `${name}.ts`)],
         outfile: file,
         bundle: true,
         minify: true,
@@ -102,7 +92,7 @@ export async function measureClients(
         mainFields: ['module', 'main'],
         logLevel: 'error',
       });
-      log(
+      h.log(
         `DynamoDB client ${name}: load (${sizes.loadRuns} fresh processes), then ${sizes.rounds} × ${sizes.n} writes`,
       );
       const loads: number[] = [];
@@ -117,7 +107,7 @@ export async function measureClients(
         probe: probe.url,
         ...sizes,
       };
-      const run = JSON.parse(
+      const result = JSON.parse(
         await node(['-e', HOST], { BENCH_FILE: file, BENCH_OPTIONS: JSON.stringify(options) }),
       ) as {
         cpuMsPerRequest: number[];
@@ -128,13 +118,23 @@ export async function measureClients(
         name,
         bundleBytes: statSync(file).size,
         loadMs: median(loads),
-        cpuMsPerRequest: run.cpuMsPerRequest,
-        wallMs: run.wallMs,
-        oldItemOnConditionFailure: JSON.stringify(run.oldItem) === JSON.stringify(OLD_ITEM),
+        cpuMsPerRequest: result.cpuMsPerRequest,
+        wallMs: result.wallMs,
+        oldItemOnConditionFailure: JSON.stringify(result.oldItem) === JSON.stringify(OLD_ITEM),
       });
     }
   } finally {
     await probe.close();
   }
-  return figures;
+  h.add('update', {
+    what: `DynamoDB clients alone (each bundled alone, minified CJS): the outcome write (conditional UpdateItem) ${sizes.rounds} × ${sizes.n} at C=${sizes.concurrency} against dynalite; load median of ${sizes.loadRuns} fresh processes`,
+    goal: '—',
+    measured: figures
+      .map(
+        (c) =>
+          `${c.name}: ${c.cpuMsPerRequest.map((v) => v.toFixed(3)).join('/')} ms CPU per request, load ${ms(c.loadMs)}, ${(c.bundleBytes / 1024).toFixed(0)} KB, old item on a failed condition: ${c.oldItemOnConditionFailure ? 'yes' : 'no'} (${CANDIDATES[c.name]})`,
+      )
+      .join('; '),
+    value: median(figures.find((c) => c.name === 'aws4-undici')?.cpuMsPerRequest ?? [NaN]),
+  });
 }
