@@ -31,7 +31,7 @@ export interface Exchanged {
  * One HTTP exchange through undici's dispatch(): the answer's status, headers and (capped) body, or a rejection
  * with undici's error or AttemptTimeoutError after `timeoutMs` (connect, request and whole answer). A handler of
  * its own instead of request(): no stream, AbortSignal or async resource per request, which were most of the
- * client's CPU time per lock (`npm run bench`, item 2).
+ * client's CPU time per lock (`npm run bench`, row client-overhead.per-core).
  */
 export function exchange(
   dispatcher: Dispatcher,
