@@ -72,6 +72,9 @@ export interface AcquiredLock {
   holder?: string;
 }
 
+/** One lock's live-lease reading (src/core/lease.ts, LedgerReading, over this ledger's own item type). */
+type Reading = { ok: true; item: LedgerItem | undefined } | { ok: false; message: string };
+
 export class BaselineLedger implements SweepLedger, OutcomeRecorder {
   readonly tableName: string;
   /** DynamoDB requests this ledger has sent (SDK retries not counted). */
@@ -96,6 +99,24 @@ export class BaselineLedger implements SweepLedger, OutcomeRecorder {
       this.doc.send(new GetCommand({ TableName: this.tableName, Key: { lockId }, ConsistentRead: true })),
     );
     return Item as LedgerItem | undefined;
+  }
+
+  /**
+   * The release path's live-lease read (src/core/lease.ts, ReleaseLedger.readItems), added when that port became a
+   * batched read: here one consistent GetItem per lock, as the release path read before.
+   */
+  async readItems(lockIds: readonly string[]): Promise<Map<string, Reading>> {
+    const readings = new Map<string, Reading>();
+    await Promise.all(
+      lockIds.map(async (lockId) => {
+        try {
+          readings.set(lockId, { ok: true, item: await this.get(lockId) });
+        } catch (error) {
+          readings.set(lockId, { ok: false, message: String(error) });
+        }
+      }),
+    );
+    return readings;
   }
 
   // ---- holder side ----
