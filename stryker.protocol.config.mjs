@@ -19,9 +19,9 @@ export default {
     'src/ledger/holder.ts',
     'src/core/lease.ts',
     'src/core/sweep.ts',
-    // the release path's ledger decisions: the read before the first attempt and the outcome write on its basis
-    'src/core/engine.ts:117-131',
-    'src/core/engine.ts:236-280',
+    // the release path's ledger decisions: the batched read before the first attempt and the outcome write on its basis
+    'src/core/engine.ts:119-135',
+    'src/core/engine.ts:242-328',
   ],
   htmlReporter: { fileName: 'reports/mutation-protocol/mutation.html' },
   jsonReporter: { fileName: 'reports/mutation-protocol/mutation.json' },

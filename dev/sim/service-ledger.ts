@@ -203,7 +203,7 @@ export class ServiceLedger {
   release(by: string): ReleaseLedger {
     const { store, coverage } = this;
     return {
-      get: (lockId) => store.get(lockId),
+      readItems: (lockIds) => store.readItems(lockIds),
       record: async (result: LockResult, basis?: ReleaseBasis) => {
         const before = this.current(result.lockId)?.status;
         try {

@@ -16,6 +16,7 @@ import type {
 } from './model';
 import {
   decideRelease,
+  MAX_LEASE_READ,
   type LeasePolicy,
   type LedgerReading,
   type ReleaseDecision,
@@ -40,7 +41,7 @@ export interface EngineOptions {
 }
 
 export interface LiveLeaseCheck {
-  ledger: Pick<ReleaseLedger, 'get'>;
+  ledger: Pick<ReleaseLedger, 'readItems'>;
   policy: LeasePolicy;
   /** An operator's `"force": true` (direct invoke only): releases a live lease too. */
   force: boolean;
@@ -66,9 +67,10 @@ export interface EngineDeps {
   recorder?: OutcomeRecorder;
   /**
    * The release path's live-lease check (README, "Leases and the promise"): before its first attempt each lock is
-   * decided from a consistent read of its ledger item (decideRelease). A lock found `held`, or refused because its
-   * item could not be read, is neither attempted nor recorded; a released or failed one is recorded with the basis
-   * it was decided on, so a failure is written only on the item that was read.
+   * decided from a consistent read of its ledger item (decideRelease), read with up to 99 other locks of the same
+   * invocation in one request (leaseDecisions). A lock found `held`, or refused because its item could not be
+   * read, is neither attempted nor recorded; a released or failed one is recorded with the basis it was decided on,
+   * so a failure is written only on the item that was read.
    */
   liveLeases?: LiveLeaseCheck;
   /** Told when recording an outcome failed; the outcome itself stands (KooDrive already answered). */
@@ -117,13 +119,17 @@ export async function releaseLocks(
   // Before its read, a lock needs the time of the read on top of an attempt's reserve.
   const readReserveMs = reserveMs + options.recordReserveMs;
 
+  const check = deps.liveLeases;
+  const decisions = check ? leaseDecisions(locks, check, deps.clock) : undefined;
+
   /** The live-lease decision: a final result (held, refused, no time left), or the basis to release on. */
   const decide = async (
     lock: LockRef,
-    check: LiveLeaseCheck,
+    index: number,
+    decisionOf: (index: number) => Promise<ReleaseDecision>,
   ): Promise<{ result: LockResult } | { basis: ReleaseBasis }> => {
     if (deps.remainingMs() < readReserveMs) return { result: failed(lock, 0, deadlineError(0, undefined)) };
-    const decision = await readDecision(lock, check, deps.clock);
+    const decision = await decisionOf(index);
     if (decision.action === 'release') return { basis: decision.basis };
     return { result: undecidedResult(lock, decision) };
   };
@@ -233,10 +239,9 @@ export async function releaseLocks(
     return result;
   };
 
-  const check = deps.liveLeases;
-  const results = await mapConcurrently(locks, concurrency, async (lock) => {
-    if (!check) return finish(await releaseOne(lock), true);
-    const decided = await decide(lock, check).catch((error: unknown) => ({
+  const results = await mapConcurrently(locks, concurrency, async (lock, index) => {
+    if (!decisions) return finish(await releaseOne(lock), true);
+    const decided = await decide(lock, index, decisions).catch((error: unknown) => ({
       result: failed(lock, 0, { kind: 'retryable', message: `not released: ${describeError(error)}` }),
     }));
     if ('result' in decided) return finish(decided.result, false);
@@ -247,19 +252,63 @@ export async function releaseLocks(
   return results;
 }
 
-/** Reads the lock's item (consistently) and decides by the live-lease rule; a failed read is a decision too. */
-export async function readDecision(
-  lock: LockRef,
+/**
+ * The live-lease decisions of one invocation's locks, `locks[index]` decided when asked for, in the order the
+ * workers take the locks. The first lock of a chunk to be asked for reads its own item and those of the next locks
+ * not read yet, up to MAX_LEASE_READ, in one consistent readItems call (an SQS batch of 10: one request, not ten);
+ * the others of the chunk wait for that reading. A failed call refuses exactly its chunk's locks, a key the ledger
+ * could not read exactly its lock (decideRelease: `retryable` unless forced), as a failed read of one lock did.
+ *
+ * Each lock is decided at the time its reading came back, as a read of its own would be: never at a later time,
+ * since the item may have changed since (a live holder's heartbeat), and the reading says nothing of that.
+ *
+ * Chunks are read when the workers reach them, not all up front: the locks are taken in order, so a reading waits
+ * for its DELETE at most as long as the locks before it in its chunk take, and 10,000 locks never keep 10,000 items.
+ * That wait does not weaken the rule. A lock whose lease has not run out at the reading is `held` and never sent a
+ * DELETE; a lock is released only when the reading found no item, an item no holder holds (RELEASE_FAILED, final), or
+ * one whose lease had run out (staleAt before the reading). Time does not bring a lease that ran out back; only a
+ * write can, and no write can that a DELETE sent at once would catch but a later one would miss: a holder stops work
+ * and heart-beats at the end of its safe time (lease − skew − margin after its last heartbeat started), before the
+ * reading found its lease run out, so it sends no heartbeat after the reading; a heartbeat already in flight at the
+ * reading, or an acquire recorded after it, is missed by a DELETE sent at once as well.
+ */
+export function leaseDecisions(
+  locks: readonly LockRef[],
   check: LiveLeaseCheck,
   clock: Clock,
-): Promise<ReleaseDecision> {
-  let reading: LedgerReading;
-  try {
-    reading = { ok: true, item: await check.ledger.get(lock.lockId) };
-  } catch (error) {
-    reading = { ok: false, message: describeError(error) };
-  }
-  return decideRelease(reading, clock.now(), check.policy, check.force);
+): (index: number) => Promise<ReleaseDecision> {
+  // The chunk read each lock waits for, set for the whole chunk when it is read, dropped when its lock is decided.
+  const readings: Array<Promise<{ at: number; byId: Map<string, LedgerReading> }> | undefined> = [];
+  const readChunk = async (lockIds: string[]) => {
+    let byId: Map<string, LedgerReading>;
+    try {
+      byId = await check.ledger.readItems(lockIds);
+    } catch (error) {
+      const unread: LedgerReading = { ok: false, message: describeError(error) };
+      byId = new Map(lockIds.map((lockId) => [lockId, unread]));
+    }
+    return { at: clock.now(), byId };
+  };
+  return async (index) => {
+    const lock = locks[index] as LockRef;
+    let chunk = readings[index];
+    if (chunk === undefined) {
+      const lockIds: string[] = [];
+      for (
+        let i = index;
+        i < locks.length && lockIds.length < MAX_LEASE_READ && readings[i] === undefined;
+        i++
+      ) {
+        lockIds.push((locks[i] as LockRef).lockId);
+      }
+      chunk = readChunk(lockIds);
+      for (let i = index; i < index + lockIds.length; i++) readings[i] = chunk;
+    }
+    readings[index] = undefined;
+    const { at, byId } = await chunk;
+    const reading = byId.get(lock.lockId) ?? { ok: false, message: 'the ledger answered no reading for it' };
+    return decideRelease(reading, at, check.policy, check.force);
+  };
 }
 
 /** The result of a lock decided without a KooDrive call: `held` with its holder and lease left, or refused. */

@@ -225,12 +225,19 @@ export function decideRelease(
   return { action: 'release', basis: { read: item.version, forced: force } };
 }
 
+/** Lock IDs the release path reads at once: DynamoDB's BatchGetItem takes at most 100 keys a request. */
+export const MAX_LEASE_READ = 100;
+
 /**
- * Port: the ledger as the release path sees it. `get` is a consistent read (one read unit for an item under 4 KB);
- * `record` writes the outcome, conditional on the basis the decision read (see ReleaseBasis) when one is given.
+ * Port: the ledger as the release path sees it. `readItems` reads the items of up to MAX_LEASE_READ locks
+ * consistently, in one request where it can (a consistent BatchGetItem: one read unit per item under 4 KB), and
+ * answers one reading per ID asked: the item as stored (undefined when absent, final items included), or why it could
+ * not be read (its request failed, or DynamoDB left its key unprocessed however often it was retried); it never
+ * rejects for one lock's read. `record` writes the outcome, conditional on the basis the decision read (see
+ * ReleaseBasis) when one is given.
  */
 export interface ReleaseLedger extends OutcomeRecorder {
-  get(lockId: string): Promise<LedgerItem | undefined>;
+  readItems(lockIds: readonly string[]): Promise<Map<string, LedgerReading>>;
 }
 
 /** What a holder recorded when it took a lock. */

@@ -4,8 +4,8 @@
  */
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import {
+  leaseDecisions,
   mapConcurrently,
-  readDecision,
   releaseLocks,
   undecidedResult,
   type EngineDeps,
@@ -44,7 +44,7 @@ export interface ReleaseContext {
    * The ledger the live-lease check reads, and the sweep's lease policy it judges by; absent without a ledger
    * (then every lock is released as asked).
    */
-  leases?: { ledger: Pick<ReleaseLedger, 'get'>; policy: LeasePolicy };
+  leases?: { ledger: Pick<ReleaseLedger, 'readItems'>; policy: LeasePolicy };
   /** The ledger's user index, for find-by-user; absent when no ledger is configured. */
   userLedger?: UserLedger;
   /**
@@ -280,11 +280,10 @@ async function wouldRelease(
   force: boolean,
   ctx: ReleaseContext,
 ): Promise<Map<string, LockResult>> {
-  const leases = ctx.leases;
-  const results = await mapConcurrently(distinctLocks(entries), ctx.options.concurrency, async (lock) => {
-    const decision = leases
-      ? await readDecision(lock, { ...leases, force }, ctx.engine.clock)
-      : ({ action: 'release' } as const);
+  const locks = distinctLocks(entries);
+  const decisions = ctx.leases && leaseDecisions(locks, { ...ctx.leases, force }, ctx.engine.clock);
+  const results = await mapConcurrently(locks, ctx.options.concurrency, async (lock, index) => {
+    const decision = decisions ? await decisions(index) : ({ action: 'release' } as const);
     if (decision.action !== 'release') return undecidedResult(lock, decision);
     return { ...lock, outcome: 'wouldRelease' as const, attempts: 0 };
   });

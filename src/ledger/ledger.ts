@@ -16,6 +16,7 @@
  */
 import type {
   AttributeValue,
+  BatchGetItemAnswer,
   ConsumedCapacity,
   DynamoCalls,
   QueryAnswer,
@@ -31,6 +32,7 @@ import {
   type AcquiredLock,
   type HolderLedger,
   type LedgerItem,
+  type LedgerReading,
   type ReleaseLedger,
   type SweepLedger,
   type UserLedger,
@@ -57,6 +59,13 @@ export const MAX_LAST_ERROR_LENGTH = 500;
 export const DEFAULT_PAGE_SIZE = 1000;
 /** BatchGetItem takes at most 100 keys. */
 export const BATCH_GET_SIZE = 100;
+/** Retries of the keys a BatchGetItem left unprocessed: the sweep's and find-by-user's reads, then they fail. */
+export const BATCH_GET_RETRIES = 10;
+/**
+ * Retries of unprocessed keys on the release path's live-lease read (backoff capped at 50, 100, 200 ms: at most
+ * 350 ms of waiting), then those locks are `retryable`: the read stays within the time the engine reserves for it.
+ */
+export const LEASE_READ_RETRIES = 3;
 /** Shards read at once by openItems(). */
 export const DEFAULT_READ_CONCURRENCY = 4;
 
@@ -80,6 +89,14 @@ export interface DynamoLedgerOptions {
 }
 
 type Values = Record<string, AttributeValue>;
+/** What one BatchGetItem read (retries included): the items found, the keys not read, and why when a request failed. */
+interface BatchRead {
+  items: LedgerItem[];
+  unread: Values[];
+  /** Retries of unprocessed keys sent. */
+  retries: number;
+  error?: { cause: unknown };
+}
 /** A conditional write whose condition failed, with the item as it was when DynamoDB returned it. */
 type ConditionFailed = Extract<WriteAnswer, { conditionFailed: true }>;
 
@@ -247,6 +264,27 @@ export class DynamoLedger implements HolderLedger, SweepLedger, UserLedger, Rele
   // ---- release path (the engine's OutcomeRecorder and its live-lease read) ----
 
   /**
+   * The live-lease read: the items of `lockIds` (duplicates read once), consistently, with one BatchGetItem per 100
+   * IDs, unprocessed keys retried LEASE_READ_RETRIES times with backoff. One reading per ID: the item as stored
+   * (undefined when absent), or, for an ID its request failed for or DynamoDB left unprocessed every time, why.
+   */
+  async readItems(lockIds: readonly string[]): Promise<Map<string, LedgerReading>> {
+    const ids = [...new Set(lockIds)];
+    const readings = new Map<string, LedgerReading>();
+    for (let i = 0; i < ids.length; i += BATCH_GET_SIZE) {
+      const read = await this.batchGet(
+        ids.slice(i, i + BATCH_GET_SIZE).map((lockId) => ({ lockId: S(lockId) })),
+        { consistent: true, retries: LEASE_READ_RETRIES },
+      );
+      for (const item of read.items) readings.set(item.lockId, { ok: true, item });
+      const unread: LedgerReading = { ok: false, message: unreadMessage(read) };
+      for (const key of read.unread) readings.set(key.lockId?.S ?? '', unread);
+    }
+    for (const lockId of ids) if (!readings.has(lockId)) readings.set(lockId, { ok: true, item: undefined });
+    return readings;
+  }
+
+  /**
    * One UpdateItem per outcome: released / alreadyReleased → RELEASED (final, kept 7 days, out of the index),
    * failed → RELEASE_FAILED with the attempts added and the error. Creates the item when absent, without sweepShard
    * (never indexed); keeps an existing one's. A final item stays as it is. Dry runs, held locks and invalid-input
@@ -310,7 +348,7 @@ export class DynamoLedger implements HolderLedger, SweepLedger, UserLedger, Rele
           startKey = page.LastEvaluatedKey;
           const keys = (page.Items ?? []).map((key) => ({ lockId: key.lockId as AttributeValue }));
           for (let i = 0; i < keys.length && !stopped; i += BATCH_GET_SIZE) {
-            const items = await this.batchGet(keys.slice(i, i + BATCH_GET_SIZE));
+            const items = await this.openItemsAt(keys.slice(i, i + BATCH_GET_SIZE));
             if (items.length > 0) {
               pages.push(items);
               notifyConsumer();
@@ -474,7 +512,7 @@ export class DynamoLedger implements HolderLedger, SweepLedger, UserLedger, Rele
     } while (startKey);
     const items: LedgerItem[] = [];
     for (let i = 0; i < keys.length; i += BATCH_GET_SIZE) {
-      items.push(...(await this.batchGet(keys.slice(i, i + BATCH_GET_SIZE))));
+      items.push(...(await this.openItemsAt(keys.slice(i, i + BATCH_GET_SIZE))));
     }
     // The index is eventually consistent: an item read back may have changed user or module meanwhile.
     return items
@@ -544,29 +582,49 @@ export class DynamoLedger implements HolderLedger, SweepLedger, UserLedger, Rele
     });
   }
 
-  /** BatchGetItem of up to 100 keys, retrying unprocessed keys with backoff; the open items found. */
-  private async batchGet(keys: Values[]): Promise<LedgerItem[]> {
-    const found: LedgerItem[] = [];
+  /**
+   * The open items of up to 100 keys, read eventually consistently (the sweep's and find-by-user's reads); a failed
+   * request, or keys left unprocessed BATCH_GET_RETRIES times, fail the read.
+   */
+  private async openItemsAt(keys: Values[]): Promise<LedgerItem[]> {
+    const read = await this.batchGet(keys, { consistent: false, retries: BATCH_GET_RETRIES });
+    if (read.error) throw read.error.cause;
+    if (read.unread.length > 0) throw new Error(unreadMessage(read));
+    return read.items.filter((item) => OPEN_STATUSES.includes(item.status));
+  }
+
+  /**
+   * BatchGetItem of up to 100 keys, retrying unprocessed keys up to `retries` times with backoff: every item found
+   * (final ones too), and the keys not read, with the request's error when one failed (then no more are sent).
+   */
+  private async batchGet(
+    keys: Values[],
+    options: { consistent: boolean; retries: number },
+  ): Promise<BatchRead> {
+    const items: LedgerItem[] = [];
     let pending = keys;
-    for (let retry = 0; pending.length > 0; retry += 1) {
-      if (retry > 0) {
-        if (retry > 10) throw new Error(`BatchGetItem left ${pending.length} keys unprocessed 10 times`);
-        await this.sleep(Math.floor(this.random() * Math.min(2000, 25 * 2 ** retry)));
+    let retries = 0;
+    for (;;) {
+      let answer: BatchGetItemAnswer;
+      try {
+        answer = await this.counted(
+          'read',
+          this.calls.batchGetItem({
+            RequestItems: {
+              [this.tableName]: { Keys: pending, ...(options.consistent ? { ConsistentRead: true } : {}) },
+            },
+            ReturnConsumedCapacity: 'TOTAL',
+          }),
+        );
+      } catch (cause) {
+        return { items, unread: pending, retries, error: { cause } };
       }
-      const answer = await this.counted(
-        'read',
-        this.calls.batchGetItem({
-          RequestItems: { [this.tableName]: { Keys: pending } },
-          ReturnConsumedCapacity: 'TOTAL',
-        }),
-      );
-      for (const item of answer.Responses?.[this.tableName] ?? []) {
-        const decoded = fromItem(item);
-        if (OPEN_STATUSES.includes(decoded.status)) found.push(decoded);
-      }
+      for (const item of answer.Responses?.[this.tableName] ?? []) items.push(fromItem(item));
       pending = answer.UnprocessedKeys?.[this.tableName]?.Keys ?? [];
+      if (pending.length === 0 || retries === options.retries) return { items, unread: pending, retries };
+      retries += 1;
+      await this.sleep(Math.floor(this.random() * Math.min(2000, 25 * 2 ** retries)));
     }
-    return found;
   }
 
   private remember(read: LedgerItem): void {
@@ -669,6 +727,15 @@ function lostError(
 function isRecordable(result: LockResult): boolean {
   if (result.outcome === 'wouldRelease') return false;
   return result.outcome !== 'failed' || result.error?.kind !== 'invalid-input';
+}
+
+/** Why a BatchGetItem did not read some keys: its request failed, or DynamoDB left them unprocessed every time. */
+function unreadMessage(read: BatchRead): string {
+  if (read.error) {
+    const { cause } = read.error;
+    return cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
+  }
+  return `BatchGetItem left ${read.unread.length} keys unprocessed after ${read.retries} retries`;
 }
 
 function retainUntil(nowMs: number): number {

@@ -16,6 +16,7 @@ import {
   type AcquiredLock,
   type HolderLedger,
   type LedgerItem,
+  type LedgerReading,
   type LedgerStatus,
   type ReleaseLedger,
   type SweepLedger,
@@ -57,10 +58,20 @@ export class MemoryLedger implements HolderLedger, SweepLedger, UserLedger, Rele
     this.items.set(item.lockId, structuredClone(item));
   }
 
-  /** The item, as a consistent read; undefined when absent. */
+  /** The item, as a consistent read; undefined when absent. For tests (the release path reads with readItems). */
   get(lockId: string): Promise<LedgerItem | undefined> {
     const item = this.items.get(lockId);
     return Promise.resolve(item ? structuredClone(item) : undefined);
+  }
+
+  /** The release path's live-lease read: each item as stored (a consistent read), undefined when absent. */
+  readItems(lockIds: readonly string[]): Promise<Map<string, LedgerReading>> {
+    const readings = new Map<string, LedgerReading>();
+    for (const lockId of lockIds) {
+      const item = this.items.get(lockId);
+      readings.set(lockId, { ok: true, item: item ? structuredClone(item) : undefined });
+    }
+    return Promise.resolve(readings);
   }
 
   // ---- holder side ----

@@ -795,7 +795,7 @@ describe('the live-lease check (the release path decides from the ledger)', () =
 
   it('a lock whose item cannot be read is not released (retryable) and not recorded, unless forced', async () => {
     const broken = {
-      get: () => Promise.reject(new Error('ProvisionedThroughputExceededException: slow down')),
+      readItems: () => Promise.reject(new Error('ProvisionedThroughputExceededException: slow down')),
     };
     const gateway = new FakeGateway();
     const { calls, recorder } = recording();
@@ -854,7 +854,12 @@ describe('the live-lease check (the release path decides from the ledger)', () =
 
   it('the read needs its own time before the deadline: without it the lock is not attempted, read or recorded', async () => {
     let reads = 0;
-    const counting = { get: () => Promise.resolve(void (reads += 1)) };
+    const counting = {
+      readItems: (ids: readonly string[]) => {
+        reads += 1;
+        return Promise.resolve(new Map(ids.map((id) => [id, { ok: true as const, item: undefined }])));
+      },
+    };
     const gateway = new FakeGateway();
     const { calls, recorder } = recording();
     const reserve = options.attemptTimeoutMs + options.safetyMarginMs;
@@ -879,5 +884,124 @@ describe('the live-lease check (the release path decides from the ledger)', () =
       { ...options, recordReserveMs: 250 },
     );
     expect([reads, gateway.calls.length]).toEqual([1, 1]);
+  });
+  /** A ledger that answers from `memory` and keeps each readItems call's IDs and how many DELETEs preceded it. */
+  const readLog = (memory: ReturnType<typeof memoryLedger>, gateway: FakeGateway) => {
+    const reads: Array<{ lockIds: string[]; deletesBefore: number }> = [];
+    return {
+      reads,
+      ledger: {
+        readItems: (lockIds: readonly string[]) => {
+          reads.push({ lockIds: [...lockIds], deletesBefore: gateway.calls.length });
+          return memory.readItems(lockIds);
+        },
+      },
+    };
+  };
+
+  it('an SQS batch of 10 reads its leases in one request, before the first DELETE', async () => {
+    const gateway = new FakeGateway();
+    const { reads, ledger } = readLog(
+      memoryLedger([], () => NOW),
+      gateway,
+    );
+    const results = await releaseLocks(
+      locks(10),
+      { ...deps(gateway, new FakeClock(NOW)), liveLeases: { ledger, policy, force: false } },
+      options,
+    );
+    expect(results.map((r) => r.outcome)).toEqual(Array(10).fill('released'));
+    expect(reads).toEqual([{ lockIds: locks(10).map((l) => l.lockId), deletesBefore: 0 }]);
+  });
+
+  it('reads 100 locks a request, each chunk when the workers reach it, not all up front', async () => {
+    const gateway = new FakeGateway();
+    const { reads, ledger } = readLog(
+      memoryLedger([], () => NOW),
+      gateway,
+    );
+    const input = locks(250);
+    const results = await releaseLocks(
+      input,
+      { ...deps(gateway, new FakeClock(NOW)), liveLeases: { ledger, policy, force: false } },
+      { ...options, concurrency: 8 },
+    );
+    expect(results.every((r) => r.outcome === 'released')).toBe(true);
+    expect(reads.map((r) => r.lockIds)).toEqual([
+      input.slice(0, 100).map((l) => l.lockId),
+      input.slice(100, 200).map((l) => l.lockId),
+      input.slice(200).map((l) => l.lockId),
+    ]);
+    // A chunk is read when its first lock is taken: after the DELETEs of every lock before it were sent.
+    expect(reads.map((r) => r.deletesBefore)).toEqual([0, 100, 200]);
+  });
+
+  it('a lock left unread by the batch read is refused alone (retryable) unless forced; the others are decided as read', async () => {
+    const memory = memoryLedger([item('lock-0'), item('lock-2', { heartbeatAt: NOW - 131_000 })], () => NOW);
+    const partial = {
+      readItems: async (lockIds: readonly string[]) => {
+        const readings = await memory.readItems(lockIds);
+        readings.set('lock-1', {
+          ok: false,
+          message: 'BatchGetItem left 1 keys unprocessed after 3 retries',
+        });
+        return readings;
+      },
+    };
+    const run = (force: boolean, gateway: FakeGateway) =>
+      releaseLocks(
+        locks(3),
+        { ...deps(gateway, new FakeClock(NOW)), liveLeases: { ledger: partial, policy, force } },
+        options,
+      );
+    const gateway = new FakeGateway();
+    const results = await run(false, gateway);
+    expect(results.map((r) => [r.outcome, r.error?.kind])).toEqual([
+      ['held', undefined],
+      ['failed', 'retryable'],
+      ['released', undefined],
+    ]);
+    expect(results[1]?.error?.message).toContain(
+      'its ledger item could not be read, so its lease cannot be checked (BatchGetItem left 1 keys unprocessed after 3 retries)',
+    );
+    expect(gateway.calls.map((c) => c.lockId)).toEqual(['lock-2']);
+    const forced = await run(true, new FakeGateway());
+    expect(forced.map((r) => r.outcome)).toEqual(['released', 'released', 'released']);
+  });
+
+  it('each lock is decided at the time its chunk was read, never later: a lease live then stays `held` with the lease left then', async () => {
+    // lock-1's lease has 10 s left at the read; lock-0's DELETE takes 60 s of the clock before lock-1's turn.
+    const memory = memoryLedger([item('lock-1', { heartbeatAt: NOW - 120_000 })], () => NOW);
+    const clock = new FakeClock(NOW);
+    const gateway = new FakeGateway(async (lock) => {
+      if (lock.lockId === 'lock-0') await clock.sleep(60_000);
+      return released;
+    });
+    const results = await releaseLocks(
+      locks(2),
+      { ...deps(gateway, clock), liveLeases: { ledger: memory, policy, force: false } },
+      { ...options, concurrency: 1 },
+    );
+    expect(results.map((r) => r.outcome)).toEqual(['released', 'held']);
+    expect(results[1]).toMatchObject({ leaseLeftSeconds: 10 });
+    expect(gateway.calls.map((c) => c.lockId)).toEqual(['lock-0']);
+  });
+
+  it('one reading per lock ID: two users’ locks with the same ID are both decided on it', async () => {
+    const gateway = new FakeGateway();
+    const { reads, ledger } = readLog(
+      memoryLedger([item('same')], () => NOW),
+      gateway,
+    );
+    const results = await releaseLocks(
+      [
+        { lockId: 'same', userId: 'user-1' },
+        { lockId: 'same', userId: 'user-2' },
+      ],
+      { ...deps(gateway, new FakeClock(NOW)), liveLeases: { ledger, policy, force: false } },
+      options,
+    );
+    expect(results.map((r) => r.outcome)).toEqual(['held', 'held']);
+    expect(reads).toHaveLength(1);
   });
 });

@@ -477,4 +477,37 @@ describe('live leases on the release path (the ledger decides)', () => {
     expect(heard).toEqual([]);
     expect(memory.items.get('live')).toEqual(before);
   });
+
+  it('the locks of one invocation are read together, 100 a request: an SQS batch in one, a direct list of 150 in two (a dry run too)', async () => {
+    const memory = memoryLedger([live('live')], () => NOW);
+    const reads: string[][] = [];
+    const ctx = withLedger(new FakeGateway(), memory);
+    ctx.leases = {
+      policy,
+      ledger: {
+        readItems: (lockIds) => {
+          reads.push([...lockIds]);
+          return memory.readItems(lockIds);
+        },
+      },
+    };
+    const body = (lockId: string) => JSON.stringify({ lockId, userId: USER });
+    const ids = ['live', ...Array.from({ length: 9 }, (_, i) => `dead-${i}`)];
+    const answer = await handleReleaseEvent(
+      { Records: ids.map((lockId, i) => sqsRecord(`m${i}`, body(lockId))) },
+      ctx,
+    );
+    expect(answer).toEqual({ batchItemFailures: [] });
+    expect(reads).toEqual([ids]);
+
+    reads.length = 0;
+    ctx.maxLocksPerInvoke = 1000;
+    const many = Array.from({ length: 150 }, (_, i) => `lock-${i}`);
+    const report = (await handleReleaseEvent(
+      { lockIds: many, userId: USER, dryRun: true },
+      ctx,
+    )) as ReleaseReport;
+    expect(report.summary).toMatchObject({ wouldRelease: 150 });
+    expect(reads).toEqual([many.slice(0, 100), many.slice(100)]);
+  });
 });

@@ -16,6 +16,7 @@ import { KooDriveClient } from '../../src/koodrive/client';
 import { parseSecret } from '../../src/koodrive/secret';
 import { LockHolder, type Lease } from '../../src/ledger/holder';
 import { DynamoLedger } from '../../src/ledger/ledger';
+import { getApp } from '../../src/wiring';
 import { loadEvent, sqsRecord } from '../helpers/events';
 import { rawItem } from '../helpers/ledger-fakes';
 import { useLocalStack } from '../helpers/local-stack';
@@ -114,6 +115,42 @@ describe('a live lease on the release path', () => {
       expect(stack().koodrive.isHeld(lease.lockId)).toBe(true);
       await sleep(2500);
       lease.assertHeld();
+    });
+  });
+
+  it('an SQS batch of 10 is read in one ledger request: its live lock is held, its dead and unknown locks released, no message fails', async () => {
+    const dynamo = stack().dynamo!;
+    // Dead workers' items: heart-beaten a minute ago on a 6 s lease (stale after 16 s); unknown locks have none.
+    const past = new DynamoLedger({
+      tableName: dynamo.tableName,
+      calls: httpDynamoCallsFor(dynamo.client),
+      now: () => Date.now() - 60_000,
+    });
+    const dead = ['201', '202', '203', '204'].map((module) => stack().koodrive.seedLock(USER, module));
+    for (const lockId of dead) {
+      await past.recordAcquired({ lockId, userId: USER, moduleCode: lockId.split('@')[1]!, leaseSeconds: 6 });
+    }
+    const unknown = ['301', '302', '303', '304', '305'].map((module) =>
+      stack().koodrive.seedLock(USER, module),
+    );
+    await whileHeld(async (lease) => {
+      const ledger = getApp().ledger!;
+      const before = ledger.requests;
+      const locks = [lease.lockId, ...dead, ...unknown];
+      const answer = (await release(
+        sqsEvent(...locks.map((lockId) => ({ lockId, userId: USER }))),
+        lambdaContext('release'),
+      )) as SQSBatchResponse;
+      expect(answer).toEqual({ batchItemFailures: [] });
+      // One BatchGetItem for the ten leases, then one outcome write per released lock (none for the held one).
+      expect(ledger.requests - before).toBe(1 + 9);
+      expect(deletes(lease.lockId)).toBe(0);
+      lease.assertHeld();
+      for (const lockId of [...dead, ...unknown]) {
+        expect(stack().koodrive.isHeld(lockId)).toBe(false);
+        expect(await item(lockId)).toMatchObject({ status: 'RELEASED' });
+      }
+      expect(await item(lease.lockId)).toMatchObject({ status: 'HELD', holder: 'worker-1' });
     });
   });
 

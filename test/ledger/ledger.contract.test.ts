@@ -462,11 +462,38 @@ describe.each(subjects)('ledger contract: %s', (_name, create) => {
   });
 
   describe('the release path’s live-lease read and the outcome written on what it read', () => {
-    it('get reads the item as stored (a consistent read), undefined when absent', async () => {
+    it('readItems reads each item as stored, final ones too, and says which are absent: one reading per ID', async () => {
       const item = ledgerItem({ lockId: 'a', holder: 'w-1', version: 4, forcedAt: NOW - MINUTE });
-      await subject.seed([item]);
-      expect(await ledger.get('a')).toEqual(item);
-      expect(await ledger.get('nothing')).toBeUndefined();
+      const final = ledgerItem({
+        lockId: 'r',
+        status: 'RELEASED',
+        releasedAt: NOW,
+        expiresAt: 1,
+        version: 3,
+      });
+      await subject.seed([item, final]);
+      const readings = await ledger.readItems(['a', 'nothing', 'r', 'a']);
+      expect(readings).toEqual(
+        new Map([
+          ['a', { ok: true, item }],
+          ['nothing', { ok: true, item: undefined }],
+          ['r', { ok: true, item: final }],
+        ]),
+      );
+    });
+
+    it('readItems sees the latest write (a consistent read), and reads more than 100 IDs, every one once', async () => {
+      await ledger.recordAcquired(acquired('a'));
+      now += SECOND;
+      await ledger.recordHeartbeat('a', 'w-1', 60);
+      expect((await ledger.readItems(['a'])).get('a')).toEqual({ ok: true, item: await subject.stored('a') });
+      const many = manyItems(230, 'm', (lockId) => ledgerItem({ lockId, version: 2 }));
+      await subject.seed(many);
+      const ids = [...many.map((i) => i.lockId), 'absent-1', 'absent-2'];
+      const readings = await ledger.readItems(ids);
+      expect([...readings.keys()].sort()).toEqual([...ids].sort());
+      for (const item of many) expect(readings.get(item.lockId)).toEqual({ ok: true, item });
+      expect(readings.get('absent-2')).toEqual({ ok: true, item: undefined });
     });
 
     it('a failure on the version read is written, the item keeps its holder, heartbeat, lease and shard', async () => {

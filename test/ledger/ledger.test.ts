@@ -172,7 +172,7 @@ describe('requests and capacity', () => {
     expect(await count(() => ledger.closeExpired(c))).toEqual([1, 1]);
   });
 
-  it('the live-lease check costs one consistent read per lock: 1 RRU on top of the outcome write, and a held lock costs only the read', async () => {
+  it('the live-lease check reads the locks of a request in one consistent BatchGetItem: 1 RRU per lock on top of the outcome write, and a held lock costs only the read', async () => {
     const policy = { staleAfterSeconds: 900, clockSkewSeconds: 10 };
     await seedItems(dynamo.client, dynamo.tableName, [
       ledgerItem({ lockId: id('live'), heartbeatAt: NOW - MINUTE }),
@@ -193,9 +193,10 @@ describe('requests and capacity', () => {
       DEFAULT_ENGINE_OPTIONS,
     );
     expect(results.map((r) => r.outcome)).toEqual(['held', 'released', 'released']);
-    // Three reads (one per lock, the absent one too), two outcome writes (none for the held lock).
+    // One read request of three read units (one per lock, the absent one too), two outcome writes (none for the
+    // held lock).
     expect([ledger.requests - requests, ledger.readUnits - reads, ledger.writeUnits - writes]).toEqual([
-      5, 3, 2,
+      3, 3, 2,
     ]);
   });
 
@@ -361,6 +362,87 @@ describe('openItems paging and retries (a scripted DynamoDB port)', () => {
     for await (const _ of reader.openItems()) void _;
     expect(reader.requests).toBe(16);
     expect(most).toBe(3);
+  });
+});
+
+describe('the live-lease read (a scripted DynamoDB port)', () => {
+  const unexpected = () => Promise.reject(new Error('unexpected request'));
+  /**
+   * A port that answers BatchGetItem with an item per key, leaving unprocessed the keys `unprocessed` names for as
+   * many requests as it says, and failing the requests `fail` names (by their order); it records each request.
+   */
+  function scripted(script: { unprocessed?: Record<string, number>; fail?: number[] }) {
+    const sent: Array<{ keys: string[]; consistent: boolean | undefined }> = [];
+    const left = new Map(Object.entries(script.unprocessed ?? {}));
+    const calls: DynamoCalls = {
+      putItem: unexpected,
+      updateItem: unexpected,
+      getItem: unexpected,
+      query: unexpected,
+      batchGetItem: (input) => {
+        const request = input.RequestItems.t;
+        const keys = (request?.Keys ?? []).map((key) => key.lockId!.S!);
+        sent.push({ keys, consistent: request?.ConsistentRead });
+        if (script.fail?.includes(sent.length)) return Promise.reject(new Error('throttled'));
+        const withheld = keys.filter((key) => (left.get(key) ?? 0) > 0);
+        for (const key of withheld) left.set(key, (left.get(key) ?? 0) - 1);
+        const served = keys.filter((key) => !withheld.includes(key) && !key.startsWith('absent'));
+        return Promise.resolve({
+          Responses: { t: served.map((lockId) => toItem(ledgerItem({ lockId }))) },
+          ...(withheld.length > 0
+            ? { UnprocessedKeys: { t: { Keys: withheld.map((lockId) => ({ lockId: { S: lockId } })) } } }
+            : {}),
+        });
+      },
+    };
+    const sleeps: number[] = [];
+    const reader = new DynamoLedger({
+      tableName: 't',
+      calls,
+      random: () => 0.999,
+      sleep: (ms) => Promise.resolve(void sleeps.push(ms)),
+    });
+    return { reader, sent, sleeps };
+  }
+
+  it('reads consistently, one BatchGetItem per 100 distinct IDs', async () => {
+    const { reader, sent } = scripted({});
+    const ids = Array.from({ length: 150 }, (_, i) => `k${i}`);
+    const readings = await reader.readItems([...ids, 'k0', 'absent']);
+    expect(sent.map((r) => [r.keys.length, r.consistent])).toEqual([
+      [100, true],
+      [51, true],
+    ]);
+    expect(readings.size).toBe(151);
+    expect(readings.get('k149')).toMatchObject({ ok: true, item: { lockId: 'k149', status: 'HELD' } });
+    expect(readings.get('absent')).toEqual({ ok: true, item: undefined });
+  });
+
+  it('retries unprocessed keys with a bounded backoff; a key still unprocessed after 3 retries is unread, alone', async () => {
+    const { reader, sent, sleeps } = scripted({ unprocessed: { b: 1, c: 9 } });
+    const readings = await reader.readItems(['a', 'b', 'c']);
+    expect(sent.map((r) => r.keys)).toEqual([['a', 'b', 'c'], ['b', 'c'], ['c'], ['c']]);
+    expect(sleeps).toEqual([49, 99, 199]);
+    expect(readings.get('a')).toMatchObject({ ok: true, item: { lockId: 'a' } });
+    expect(readings.get('b')).toMatchObject({ ok: true, item: { lockId: 'b' } });
+    expect(readings.get('c')).toEqual({
+      ok: false,
+      message: 'BatchGetItem left 1 keys unprocessed after 3 retries',
+    });
+  });
+
+  it('a failed request leaves exactly its keys unread; the other requests are read', async () => {
+    const { reader } = scripted({ fail: [1] });
+    const ids = Array.from({ length: 120 }, (_, i) => `k${i}`);
+    const readings = await reader.readItems(ids);
+    expect(readings.get('k0')).toEqual({ ok: false, message: 'Error: throttled' });
+    expect(readings.get('k99')).toEqual({ ok: false, message: 'Error: throttled' });
+    expect(readings.get('k100')).toMatchObject({ ok: true, item: { lockId: 'k100' } });
+    // A retry that fails leaves the keys still pending unread, and keeps what the first request read.
+    const again = scripted({ unprocessed: { b: 1 }, fail: [2] });
+    const partly = await again.reader.readItems(['a', 'b']);
+    expect(partly.get('a')).toMatchObject({ ok: true });
+    expect(partly.get('b')).toEqual({ ok: false, message: 'Error: throttled' });
   });
 });
 
