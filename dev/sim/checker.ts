@@ -21,7 +21,7 @@
  * - quiescence: at the end, after a long stretch without new work, no item is HELD, RELEASING or RELEASE_FAILED
  *   and no KooDrive lock of a finished or dead holder is still live.
  */
-import type { HolderTiming } from '../../src/core/lease';
+import { timeToFreeBoundSeconds, type HolderTiming } from '../../src/core/lease';
 import type { Actor, Scheduler } from './clock';
 import { LOCK_MS, type KooDriveModel, type ModelLock } from './koodrive-model';
 
@@ -42,7 +42,8 @@ export interface Violation {
     | 'quiescence'
     | 'lost-lease-renewed'
     | 'live-lease-overwritten'
-    | 'false-report';
+    | 'false-report'
+    | 'stated-bound';
   at: number;
   message: string;
 }
@@ -93,6 +94,10 @@ export interface LivenessSample {
   extended: boolean;
   /** Freed by KooDrive's expiry because it never reached the ledger. */
   byExpiry: boolean;
+  /** The stated bound, src/core/lease.ts's timeToFreeBoundSeconds for this lease and the schedule's allowance (ms). */
+  statedBoundMs: number;
+  /** Freed by a sweep in a schedule without outage bursts and with no sweep disrupted while it waited. */
+  undisturbed: boolean;
 }
 
 export interface CheckerOptions {
@@ -108,6 +113,8 @@ export interface CheckerOptions {
   claimLeaseMs: number;
   /** The longest the sweep index lags behind the items. */
   indexLagMs: number;
+  /** The schedule injected no outage burst (renew, KooDrive, DELETE or ledger outages, renew flaps, late renewals). */
+  undisturbed: boolean;
 }
 
 export class Checker {
@@ -432,6 +439,25 @@ export class Checker {
   }
 
   /**
+   * src/core/lease.ts's timeToFreeBoundSeconds for this holder's lease and the schedule's clocks: the allowance,
+   * each clock within it of true time (a difference of twice it), the sweep period and start jitter, and one KooDrive
+   * attempt's timeout for the release.
+   */
+  statedBoundMs(record: LockRecord): number {
+    const o = this.options;
+    return (
+      timeToFreeBoundSeconds({
+        leaseSeconds: record.proc.timing.leaseMs / 1000,
+        clockSkewSeconds: o.skewAllowanceMs / 1000,
+        clockDifferenceSeconds: (2 * o.skewAllowanceMs) / 1000,
+        schedulePeriodSeconds: o.sweepPeriodMs / 1000,
+        scheduleJitterSeconds: o.sweepJitterMs / 1000,
+        releaseSeconds: o.releaseSlackMs / 1000,
+      }) * 1000
+    );
+  }
+
+  /**
    * When the item is stale by the sweep's clock and listed by the index: the later of its last heartbeat reading
    * + lease + skew allowance + (holder skew − sweep skew) and the time that write landed + the index's lag.
    */
@@ -474,6 +500,8 @@ export class Checker {
             boundMs: LOCK_MS,
             extended: false,
             byExpiry: true,
+            statedBoundMs: LOCK_MS,
+            undisturbed: false,
           });
         }
         continue;
@@ -500,6 +528,8 @@ export class Checker {
         this.expiryLeak(record, basis, lock.expiresAt, who);
       }
       if (freedAt !== undefined && record.crashedAt !== undefined) {
+        const statedBoundMs = this.statedBoundMs(record);
+        const undisturbed = this.options.undisturbed && disrupted === 0 && !byExpiry;
         this.liveness.push({
           lockId,
           leaseSeconds: record.proc.timing.leaseMs / 1000,
@@ -507,7 +537,16 @@ export class Checker {
           boundMs: bound,
           extended: disrupted > 0,
           byExpiry,
+          statedBoundMs,
+          undisturbed,
         });
+        // The stated bound (README, the time-to-free alarm) is a claim about undisturbed schedules: judge it there.
+        if (undisturbed && freedAt - basis > statedBoundMs) {
+          this.violate(
+            'stated-bound',
+            `${lockId} of ${who} was freed ${fmt(freedAt - basis)} after its last heartbeat in an undisturbed schedule, above the stated bound timeToFreeBoundSeconds() = ${fmt(statedBoundMs)}`,
+          );
+        }
       }
     }
     for (const item of openItems) {

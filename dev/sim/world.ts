@@ -303,6 +303,13 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
     releaseSlackMs: KOODRIVE_TIMEOUT_MS,
     claimLeaseMs: Math.max(MIN_CLAIM_LEASE_SECONDS * 1000, SWEEP_TIMEOUT_MS),
     indexLagMs: p.lag.indexLagMs,
+    undisturbed:
+      !p.renewOutage &&
+      !p.koodriveOutage &&
+      !p.releaseOutage &&
+      !p.ledgerOutage &&
+      !p.lateRenewBurst &&
+      p.renewFlaps.length === 0,
   });
   model.observer = {
     created: (lock, by) => checker.created(lock, by),
