@@ -253,13 +253,16 @@ export async function readDecision(
   check: LiveLeaseCheck,
   clock: Clock,
 ): Promise<ReleaseDecision> {
+  // Judged at the time the read was sent: an answer that comes back late shows the item as it was then, and a
+  // holder may have heart-beaten since; by the read's own time its lease had run out only if it had lost it.
+  const readAt = clock.now();
   let reading: LedgerReading;
   try {
     reading = { ok: true, item: await check.ledger.get(lock.lockId) };
   } catch (error) {
     reading = { ok: false, message: describeError(error) };
   }
-  return decideRelease(reading, clock.now(), check.policy, check.force);
+  return decideRelease(reading, readAt, check.policy, check.force);
 }
 
 /** The result of a lock decided without a KooDrive call: `held` with its holder and lease left, or refused. */
