@@ -113,6 +113,8 @@ export interface CheckerOptions {
   claimLeaseMs: number;
   /** The longest the sweep index lags behind the items. */
   indexLagMs: number;
+  /** The longest an item read through it lags (an eventually consistent read may be older than the item). */
+  readLagMs: number;
   /** The schedule injected no outage burst (renew, KooDrive, DELETE or ledger outages, renew flaps, late renewals). */
   undisturbed: boolean;
 }
@@ -459,13 +461,14 @@ export class Checker {
 
   /**
    * When the item is stale by the sweep's clock and listed by the index: the later of its last heartbeat reading
-   * + lease + skew allowance + (holder skew − sweep skew) and the time that write landed + the index's lag.
+   * + lease + skew allowance + (holder skew − sweep skew) and the time that write landed + the index's or the
+   * read's lag (a read older than the item's creation does not find it).
    */
   private visibleAt(record: LockRecord, basis: number): number {
     const o = this.options;
     const staleAt =
       basis + record.proc.timing.leaseMs + o.skewAllowanceMs + (record.proc.actor.skewMs - o.sweepSkewMs);
-    return Math.max(staleAt, (record.lastHeartbeatLandedAt ?? staleAt) + o.indexLagMs);
+    return Math.max(staleAt, (record.lastHeartbeatLandedAt ?? staleAt) + Math.max(o.indexLagMs, o.readLagMs));
   }
 
   /**
@@ -557,21 +560,15 @@ export class Checker {
         const record = this.records.get(item.lockId);
         if (record && !record.proc.actor.dead && !record.settled) continue;
         if (pending.has(item.lockId)) continue;
-        // A claim left by a sweep disrupted after it (a lost ledger answer in the last minutes) keeps the next sweeps
-        // off the item for the claim's lease + the allowance; the next sweep after that has not come yet.
+        // A sweep disrupted in the last minutes (a lost ledger answer: it hangs until its timeout) may have left a
+        // claim, or the item untouched; the claim keeps the next sweeps off it for its lease + the allowance, and the
+        // next sweep after that has not come yet.
         const claim = this.claims.get(item.lockId);
         const o = this.options;
+        const window =
+          o.claimLeaseMs + o.skewAllowanceMs + o.sweepPeriodMs + o.sweepJitterMs + o.releaseSlackMs;
         if (
-          item.status === 'RELEASING' &&
-          claim !== undefined &&
-          claim.at +
-            o.claimLeaseMs +
-            o.skewAllowanceMs +
-            o.sweepPeriodMs +
-            o.sweepJitterMs +
-            o.releaseSlackMs >
-            now &&
-          this.disruptedSweeps.some((d) => d.at >= claim.at)
+          this.disruptedSweeps.some((d) => d.at >= (claim?.at ?? -Infinity) && d.startedAt + window > now)
         ) {
           continue;
         }
@@ -604,9 +601,12 @@ export class Checker {
     const from = this.visibleAt(record, basis);
     const until = expiresAt - o.releaseSlackMs;
     const disrupted = new Set(this.disruptedSweeps.map((d) => d.startedAt));
-    // A disrupted sweep may have left a claim that keeps the next sweeps off the item until its lease ran out.
+    // A disrupted sweep may have left a claim that keeps the next sweeps off the item until its lease ran out, and a
+    // sweep running beside it (a duplicate invocation of the same tick) may have lost the claim race to it.
     const blocked = (at: number) =>
-      this.disruptedSweeps.some((d) => at >= d.startedAt && at <= d.at + o.claimLeaseMs + o.skewAllowanceMs);
+      this.disruptedSweeps.some(
+        (d) => at + o.claimLeaseMs >= d.startedAt && at <= d.at + o.claimLeaseMs + o.skewAllowanceMs,
+      );
     const fair = this.sweepStarts.filter(
       (at) => at >= from && at <= until && !disrupted.has(at) && !blocked(at),
     );

@@ -303,6 +303,7 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
     releaseSlackMs: KOODRIVE_TIMEOUT_MS,
     claimLeaseMs: Math.max(MIN_CLAIM_LEASE_SECONDS * 1000, SWEEP_TIMEOUT_MS),
     indexLagMs: p.lag.indexLagMs,
+    readLagMs: p.lag.readLagMs,
     undisturbed:
       !p.renewOutage &&
       !p.koodriveOutage &&
