@@ -21,7 +21,7 @@
  * - quiescence: at the end, after a long stretch without new work, no item is HELD, RELEASING or RELEASE_FAILED
  *   and no KooDrive lock of a finished or dead holder is still live.
  */
-import type { HolderTiming } from '../../src/core/lease';
+import { timeToFreeBoundSeconds, type HolderTiming } from '../../src/core/lease';
 import type { Actor, Scheduler } from './clock';
 import { LOCK_MS, type KooDriveModel, type ModelLock } from './koodrive-model';
 
@@ -42,7 +42,8 @@ export interface Violation {
     | 'quiescence'
     | 'lost-lease-renewed'
     | 'live-lease-overwritten'
-    | 'false-report';
+    | 'false-report'
+    | 'stated-bound';
   at: number;
   message: string;
 }
@@ -93,6 +94,10 @@ export interface LivenessSample {
   extended: boolean;
   /** Freed by KooDrive's expiry because it never reached the ledger. */
   byExpiry: boolean;
+  /** The stated bound, src/core/lease.ts's timeToFreeBoundSeconds for this lease and the schedule's allowance (ms). */
+  statedBoundMs: number;
+  /** Freed by a sweep in a schedule without outage bursts and with no sweep disrupted while it waited. */
+  undisturbed: boolean;
 }
 
 export interface CheckerOptions {
@@ -108,6 +113,10 @@ export interface CheckerOptions {
   claimLeaseMs: number;
   /** The longest the sweep index lags behind the items. */
   indexLagMs: number;
+  /** The longest an item read through it lags (an eventually consistent read may be older than the item). */
+  readLagMs: number;
+  /** The schedule injected no outage burst (renew, KooDrive, DELETE or ledger outages, renew flaps, late renewals). */
+  undisturbed: boolean;
 }
 
 export class Checker {
@@ -119,7 +128,7 @@ export class Checker {
   /** Every sweep invocation's start (true time). */
   readonly sweepStarts: number[] = [];
   /** Each lock's latest claim: the sweep that wrote it and the item's version it left. */
-  private readonly claims = new Map<string, { by: Actor; version: number }>();
+  private readonly claims = new Map<string, { by: Actor; version: number; at: number }>();
   /** Locks an operator forced the release of (the ledger item carries forcedAt): no lease protects them any more. */
   private readonly forced = new Set<string>();
   /** Locks whose DELETE by a sweep was answered with a failure (KooDrive down for the sweep). */
@@ -380,7 +389,7 @@ export class Checker {
         `${by.name} claimed ${lockId} over the claim of ${previous.by.name}, which still runs`,
       );
     }
-    this.claims.set(lockId, { by, version: from.version + 1 });
+    this.claims.set(lockId, { by, version: from.version + 1, at: this.scheduler.now });
   }
 
   /** A sweep closed the item EXPIRED: KooDrive's lock must not be live any more. */
@@ -432,14 +441,34 @@ export class Checker {
   }
 
   /**
+   * src/core/lease.ts's timeToFreeBoundSeconds for this holder's lease and the schedule's clocks: the allowance,
+   * each clock within it of true time (a difference of twice it), the sweep period and start jitter, and one KooDrive
+   * attempt's timeout for the release.
+   */
+  statedBoundMs(record: LockRecord): number {
+    const o = this.options;
+    return (
+      timeToFreeBoundSeconds({
+        leaseSeconds: record.proc.timing.leaseMs / 1000,
+        clockSkewSeconds: o.skewAllowanceMs / 1000,
+        clockDifferenceSeconds: (2 * o.skewAllowanceMs) / 1000,
+        schedulePeriodSeconds: o.sweepPeriodMs / 1000,
+        scheduleJitterSeconds: o.sweepJitterMs / 1000,
+        releaseSeconds: o.releaseSlackMs / 1000,
+      }) * 1000
+    );
+  }
+
+  /**
    * When the item is stale by the sweep's clock and listed by the index: the later of its last heartbeat reading
-   * + lease + skew allowance + (holder skew − sweep skew) and the time that write landed + the index's lag.
+   * + lease + skew allowance + (holder skew − sweep skew) and the time that write landed + the index's or the
+   * read's lag (a read older than the item's creation does not find it).
    */
   private visibleAt(record: LockRecord, basis: number): number {
     const o = this.options;
     const staleAt =
       basis + record.proc.timing.leaseMs + o.skewAllowanceMs + (record.proc.actor.skewMs - o.sweepSkewMs);
-    return Math.max(staleAt, (record.lastHeartbeatLandedAt ?? staleAt) + o.indexLagMs);
+    return Math.max(staleAt, (record.lastHeartbeatLandedAt ?? staleAt) + Math.max(o.indexLagMs, o.readLagMs));
   }
 
   /**
@@ -448,6 +477,13 @@ export class Checker {
    */
   finish(openItems: Iterable<{ lockId: string; status: string; sweepShard?: string }>): void {
     const now = this.scheduler.now;
+    /**
+     * Locks of stopped holders whose liveness bound (disrupted sweeps counted) had not run out when the schedule
+     * ended: no sweep owed them anything yet, so neither their KooDrive lock nor their ledger item is judged by
+     * quiescence (a holder that stopped, or whose release's ledger write failed, a lease before the end; a sweep that
+     * lost a ledger answer in the last minutes and left its claim).
+     */
+    const pending = new Set<string>();
     for (const record of this.records.values()) {
       const stoppedAt = record.crashedAt ?? record.returnedAt;
       if (stoppedAt === undefined) continue;
@@ -467,6 +503,8 @@ export class Checker {
             boundMs: LOCK_MS,
             extended: false,
             byExpiry: true,
+            statedBoundMs: LOCK_MS,
+            undisturbed: false,
           });
         }
         continue;
@@ -477,6 +515,7 @@ export class Checker {
       const disrupted = this.disruptedSweeps.filter((d) => d.at >= basis && d.startedAt <= end).length;
       const bound = this.livenessBound(record, basis, disrupted) - basis;
       const who = `${record.crashedAt !== undefined ? 'crashed' : 'stopped'} holder ${record.proc.actor.name}`;
+      if (now - basis <= bound) pending.add(lockId);
       // Still live, but its bound has not run out when the schedule ends: nothing to judge.
       if (freedAt === undefined && now - basis <= bound) continue;
       if (freedAt === undefined || freedAt - basis > bound) {
@@ -492,6 +531,8 @@ export class Checker {
         this.expiryLeak(record, basis, lock.expiresAt, who);
       }
       if (freedAt !== undefined && record.crashedAt !== undefined) {
+        const statedBoundMs = this.statedBoundMs(record);
+        const undisturbed = this.options.undisturbed && disrupted === 0 && !byExpiry;
         this.liveness.push({
           lockId,
           leaseSeconds: record.proc.timing.leaseMs / 1000,
@@ -499,7 +540,16 @@ export class Checker {
           boundMs: bound,
           extended: disrupted > 0,
           byExpiry,
+          statedBoundMs,
+          undisturbed,
         });
+        // The stated bound (README, the time-to-free alarm) is a claim about undisturbed schedules: judge it there.
+        if (undisturbed && freedAt - basis > statedBoundMs) {
+          this.violate(
+            'stated-bound',
+            `${lockId} of ${who} was freed ${fmt(freedAt - basis)} after its last heartbeat in an undisturbed schedule, above the stated bound timeToFreeBoundSeconds() = ${fmt(statedBoundMs)}`,
+          );
+        }
       }
     }
     for (const item of openItems) {
@@ -509,6 +559,19 @@ export class Checker {
       if (item.status === 'HELD' || item.status === 'RELEASING' || item.status === 'RELEASE_FAILED') {
         const record = this.records.get(item.lockId);
         if (record && !record.proc.actor.dead && !record.settled) continue;
+        if (pending.has(item.lockId)) continue;
+        // A sweep disrupted in the last minutes (a lost ledger answer: it hangs until its timeout) may have left a
+        // claim, or the item untouched; the claim keeps the next sweeps off it for its lease + the allowance, and the
+        // next sweep after that has not come yet.
+        const claim = this.claims.get(item.lockId);
+        const o = this.options;
+        const window =
+          o.claimLeaseMs + o.skewAllowanceMs + o.sweepPeriodMs + o.sweepJitterMs + o.releaseSlackMs;
+        if (
+          this.disruptedSweeps.some((d) => d.at >= (claim?.at ?? -Infinity) && d.startedAt + window > now)
+        ) {
+          continue;
+        }
         this.violate(
           'quiescence',
           `${item.lockId} is still ${item.status} at the end, after its holder stopped`,
@@ -518,6 +581,7 @@ export class Checker {
     for (const record of this.records.values()) {
       if (!this.model.isLive(record.lock)) continue;
       if (!record.proc.actor.dead && !record.settled && record.working) continue;
+      if (pending.has(record.lock.lockId)) continue;
       this.violate(
         'quiescence',
         `KooDrive lock ${record.lock.lockId} of ${record.proc.actor.name} is still live at the end`,
@@ -537,9 +601,12 @@ export class Checker {
     const from = this.visibleAt(record, basis);
     const until = expiresAt - o.releaseSlackMs;
     const disrupted = new Set(this.disruptedSweeps.map((d) => d.startedAt));
-    // A disrupted sweep may have left a claim that keeps the next sweeps off the item until its lease ran out.
+    // A disrupted sweep may have left a claim that keeps the next sweeps off the item until its lease ran out, and a
+    // sweep running beside it (a duplicate invocation of the same tick) may have lost the claim race to it.
     const blocked = (at: number) =>
-      this.disruptedSweeps.some((d) => at >= d.startedAt && at <= d.at + o.claimLeaseMs + o.skewAllowanceMs);
+      this.disruptedSweeps.some(
+        (d) => at + o.claimLeaseMs >= d.startedAt && at <= d.at + o.claimLeaseMs + o.skewAllowanceMs,
+      );
     const fair = this.sweepStarts.filter(
       (at) => at >= from && at <= until && !disrupted.has(at) && !blocked(at),
     );

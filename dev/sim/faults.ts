@@ -90,7 +90,8 @@ export class Network {
    * outage for one holder, the ledger down for everyone, KooDrive down for the sweep). The call is not applied and
    * its caller sees a retryable error.
    */
-  outage: ((actor: Actor, what: string, subject?: string) => 'down' | 'slow' | undefined) | undefined;
+  outage:
+    ((actor: Actor, what: string, subject?: string) => 'down' | 'slow' | 'late' | undefined) | undefined;
 
   constructor(
     private readonly scheduler: Scheduler,
@@ -112,17 +113,20 @@ export class Network {
     const callerNow = actor.clock.now();
     const outage = this.outage?.(actor, what, spec.subject);
     const down = outage === 'down';
-    const delayed = outage === 'slow' || rng.chance(rates.delay);
+    const delayed = outage === 'slow' || outage === 'late' || rng.chance(rates.delay);
     if (delayed) {
       faults.add(`${spec.service}.delay`);
       this.onFault?.(actor, 'delay');
     }
-    // A slow path (an outage's 'slow'): seconds late, yet within the client's timeout when it can be.
+    // A slow path (an outage's 'slow'): seconds late, yet within the client's timeout when it can be. 'late': it
+    // lands in the last seconds of the client's timeout and its answer comes straight back.
     const out =
-      outage === 'slow' && spec.timeout
-        ? rng.int(1_000, spec.timeout.ms)
-        : this.latency(spec.service, delayed);
-    const back = this.latency(spec.service, delayed && rng.chance(0.5));
+      outage === 'late' && spec.timeout
+        ? rng.int(Math.max(1, spec.timeout.ms - 3_000), spec.timeout.ms - 100)
+        : outage === 'slow' && spec.timeout
+          ? rng.int(1_000, spec.timeout.ms)
+          : this.latency(spec.service, delayed);
+    const back = this.latency(spec.service, outage !== 'late' && delayed && rng.chance(0.5));
     const roll = rng.next();
     let p = rates.lostRequest;
     const fault = down

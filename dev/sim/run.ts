@@ -1,18 +1,22 @@
 /**
- * npm run simulate -- --schedules N [--seed S] [--workers W] [--verbose] [--variant NAME]
+ * npm run simulate -- --schedules N [--seed S] [--workers W] [--verbose] [--variant NAME] [--results FILE]
  *
  * Runs N seeded schedules (seeds S, S+1, …; S random and printed when not given) of the deterministic simulation
  * (dev/sim/world.ts) and prints the schedules run, the faults injected, time-to-free against the bound and every
  * violation with the seed that replays it (`--schedules 1 --seed <seed> --verbose` prints its trace). Exits 1 on
  * any violation, and when a protocol branch of dev/sim/coverage.ts never ran (not for --verbose replays or --variant
  * runs). Schedules run in worker threads (default: one per core). `--variant` runs one of the deliberately
- * broken systems of dev/sim/variants.ts instead (the checker must then report violations).
+ * broken systems of dev/sim/variants.ts instead (the checker must then report violations). `--results FILE` writes the
+ * run's figures as JSON (sim/results.json is the one docs/protocol.md shows: `npm run simulate:docs`).
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { BROKEN_VARIANTS } from './variants';
 import { runSchedule, type ScheduleResult } from './world';
 import { missingBranches } from './coverage';
+import { toResults } from './results';
 import { summarize, type Summary, emptySummary, mergeSummary, formatSummary } from './summary';
 
 interface Args {
@@ -21,6 +25,7 @@ interface Args {
   workers: number;
   verbose: boolean;
   variant: string | undefined;
+  results: string | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -31,6 +36,7 @@ function parseArgs(argv: string[]): Args {
     workers: Math.max(1, Math.min(availableParallelism(), 8)),
     verbose: false,
     variant: undefined,
+    results: undefined,
   };
   for (let i = 0; i < argv.length; i += 1) {
     const name = argv[i];
@@ -49,9 +55,13 @@ function parseArgs(argv: string[]): Args {
         throw new Error(`--variant is one of ${BROKEN_VARIANTS.map((v) => v.name).join(', ')}`);
       }
       args.variant = variant;
+    } else if (name === '--results') {
+      const file = argv[++i];
+      if (!file) throw new Error('--results needs a file name');
+      args.results = file;
     } else {
       throw new Error(
-        `unknown argument ${name}; usage: --schedules N [--seed S] [--workers W] [--verbose] [--variant NAME]`,
+        `unknown argument ${name}; usage: --schedules N [--seed S] [--workers W] [--verbose] [--variant NAME] [--results FILE]`,
       );
     }
   }
@@ -125,6 +135,11 @@ async function main(): Promise<void> {
   }
   const seconds = (performance.now() - started) / 1000;
   console.log(formatSummary(total, seconds, args.variant));
+  if (args.results) {
+    mkdirSync(dirname(args.results), { recursive: true });
+    writeFileSync(args.results, `${JSON.stringify(toResults(total, args.seed), null, 2)}\n`);
+    console.log(`figures written to ${args.results}`);
+  }
   if (total.violationCount > 0) process.exitCode = 1;
   // A listed branch that never ran is a path this run proves nothing about (a replay or a variant is not judged so).
   if (!args.verbose && !args.variant && missingBranches(total.coverage).length > 0) process.exitCode = 1;

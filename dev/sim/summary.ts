@@ -1,6 +1,21 @@
 /** Totals over many schedules, and how they are printed. */
 import { formatCoverage, mergeCounts } from './coverage';
+import { DEFAULT_CLOCK_SKEW_SECONDS, timeToFreeBoundSeconds } from '../../src/core/lease';
 import type { ScheduleResult } from './world';
+
+/** The stated bound (ms) for a lease at the default allowance, with the simulation's schedule and release timeout. */
+export function statedBoundMs(leaseSeconds: number): number {
+  return (
+    timeToFreeBoundSeconds({
+      leaseSeconds,
+      clockSkewSeconds: DEFAULT_CLOCK_SKEW_SECONDS,
+      clockDifferenceSeconds: 2 * DEFAULT_CLOCK_SKEW_SECONDS,
+      schedulePeriodSeconds: 60,
+      scheduleJitterSeconds: 2,
+      releaseSeconds: 5,
+    }) * 1000
+  );
+}
 
 export interface Summary {
   schedules: number;
@@ -15,6 +30,10 @@ export interface Summary {
   ttf: Record<string, number[]>;
   /** How far below its bound each freeing stayed, the smallest (ms), by kind. */
   minSlackMs: Record<string, number>;
+  /** Time-to-free (ms) of crashed holders' locks in undisturbed schedules (no outage burst, no disrupted sweep), by lease. */
+  undisturbed: Record<string, number[]>;
+  /** The smallest margin below the stated bound (timeToFreeBoundSeconds) among those, by lease (ms; negative: above it). */
+  undisturbedMarginMs: Record<string, number>;
   /** All violations and the schedules with any; only the first MAX_VIOLATIONS_KEPT are kept in `violations`. */
   violationCount: number;
   violatingSchedules: number;
@@ -32,6 +51,8 @@ export function emptySummary(): Summary {
     coverage: {},
     ttf: {},
     minSlackMs: {},
+    undisturbed: {},
+    undisturbedMarginMs: {},
     violationCount: 0,
     violatingSchedules: 0,
     violations: [],
@@ -57,6 +78,14 @@ export function summarize(summary: Summary, result: ScheduleResult): void {
     const key = `${kind}|${sample.byExpiry ? '-' : sample.leaseSeconds}`;
     (summary.ttf[key] ??= []).push(sample.ttfMs);
     summary.minSlackMs[kind] = Math.min(summary.minSlackMs[kind] ?? Infinity, sample.boundMs - sample.ttfMs);
+    if (sample.undisturbed) {
+      const lease = String(sample.leaseSeconds);
+      (summary.undisturbed[lease] ??= []).push(sample.ttfMs);
+      summary.undisturbedMarginMs[lease] = Math.min(
+        summary.undisturbedMarginMs[lease] ?? Infinity,
+        sample.statedBoundMs - sample.ttfMs,
+      );
+    }
   }
   summary.violationCount += result.violations.length;
   if (result.violations.length > 0) summary.violatingSchedules += 1;
@@ -78,6 +107,9 @@ export function mergeSummary(a: Summary, b: Summary): Summary {
     for (const [k, xs] of Object.entries(s.ttf)) (out.ttf[k] ??= []).push(...xs);
     for (const [k, n] of Object.entries(s.minSlackMs))
       out.minSlackMs[k] = Math.min(out.minSlackMs[k] ?? Infinity, n);
+    for (const [k, xs] of Object.entries(s.undisturbed)) (out.undisturbed[k] ??= []).push(...xs);
+    for (const [k, n] of Object.entries(s.undisturbedMarginMs))
+      out.undisturbedMarginMs[k] = Math.min(out.undisturbedMarginMs[k] ?? Infinity, n);
     out.violationCount += s.violationCount;
     out.violatingSchedules += s.violatingSchedules;
     out.violations.push(...s.violations);
@@ -86,7 +118,7 @@ export function mergeSummary(a: Summary, b: Summary): Summary {
   return out;
 }
 
-function quantile(sorted: number[], q: number): number {
+export function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 }
 
@@ -118,6 +150,17 @@ export function formatSummary(summary: Summary, seconds: number, variant?: strin
     '  jitter 2 s) per disrupted sweep meanwhile ("extended": crashed, killed, late or faulted). expiry: 600 s after the',
     '  create or renew, shown from the crash (a create still in flight when its holder crashed lands later)',
   );
+  lines.push(
+    'undisturbed schedules (no outage burst, no sweep disrupted while the lock waited) against the stated bound,',
+    "  timeToFreeBoundSeconds() for the lease and the schedule's allowance (at the default 10 s allowance: shown):",
+    '  lease      n      p50      p99      max  bound(10 s)  smallest margin',
+  );
+  for (const [lease, xs] of Object.entries(summary.undisturbed).sort((a, b) => Number(a[0]) - Number(b[0]))) {
+    xs.sort((x, y) => x - y);
+    lines.push(
+      `  ${lease.padStart(5)} ${String(xs.length).padStart(6)} ${s(quantile(xs, 0.5)).padStart(8)} ${s(quantile(xs, 0.99)).padStart(8)} ${s(xs[xs.length - 1] ?? NaN).padStart(8)} ${s(statedBoundMs(Number(lease))).padStart(12)} ${s(summary.undisturbedMarginMs[lease] ?? NaN).padStart(16)}`,
+    );
+  }
 
   lines.push(...formatCoverage(summary.coverage));
   if (summary.stuckHolds > 0)

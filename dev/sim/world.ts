@@ -7,7 +7,13 @@
 import { MemoryLedger } from '../../src/testing/memory-ledger';
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions } from '../../src/core/engine';
 import { LockLostError } from '../../src/core/errors';
-import { holderTiming, type HolderLedger, type HolderTiming, type SweepLedger } from '../../src/core/lease';
+import {
+  MAX_KOODRIVE_REQUEST_SECONDS,
+  holderTiming,
+  type HolderLedger,
+  type HolderTiming,
+  type SweepLedger,
+} from '../../src/core/lease';
 import type { Clock, LockGateway, LockRef } from '../../src/core/model';
 import { MIN_CLAIM_LEASE_SECONDS } from '../../src/core/sweep';
 import { AcquireAbortedError, LockHolder, type KooDriveLocks, type Lease } from '../../src/ledger/holder';
@@ -108,6 +114,15 @@ interface Plan {
   crashAfterLateRenew: number;
   /** Per hold: KooDrive drops the lock by itself meanwhile. */
   droppedPerHold: number;
+  /**
+   * A stretch in which one worker's renewals land as late as the protocol allows, and it dies right after: each
+   * renew after a heartbeat fails until shortly before the next heartbeat is due, the last one lands at the end of
+   * the KooDrive request bound (this worker's client waits MAX_KOODRIVE_REQUEST_SECONDS), the holder crashes on
+   * its answer and KooDrive fails every DELETE of that lock until it expires. The sweep then keeps the item
+   * RELEASE_FAILED until it judges the lock certainly expired: the one path that tests that bound against the
+   * model's lock (a bound short by the lease closes it while the late renewal keeps it live).
+   */
+  lateRenewBurst?: { worker: number; from: number; ms: number };
 }
 
 const burst = (rng: Rng, p: number, minMs: number, maxMs: number) =>
@@ -162,6 +177,11 @@ function plan(rng: Rng): Plan {
           ms: rng.int(5_000, 40_000),
         }))
       : [],
+    // Drawn last: the plans of schedules without the burst stay as they were.
+    ...optional(
+      'lateRenewBurst',
+      rng.chance(0.2) ? { worker: rng.int(1, 2), ...burst(rng, 1, 4 * MINUTE, 8 * MINUTE)! } : undefined,
+    ),
   };
 }
 
@@ -225,6 +245,7 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
   if (p.releaseOutage) faults.add('burst.releaseOutage');
   for (const _ of p.renewFlaps) faults.add('burst.renewFlap');
   if (p.ledgerOutage) faults.add('burst.ledgerOutage');
+  if (p.lateRenewBurst) faults.add('burst.lateRenew');
   const outageRng = rng.fork();
   /** Locks whose DELETE KooDrive fails until the time given. */
   const undeletable = new Map<string, number>();
@@ -245,6 +266,14 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
       }
     }
     if (what.startsWith('ledger.')) return within(p.ledgerOutage, now) ? 'down' : undefined;
+    if (what === 'kd.renew' && subject !== undefined && lateRenewing(actor, now)) {
+      // Renewals fail until the last seconds before the next heartbeat is due; then one lands late.
+      const record = checker.records.get(subject);
+      const base = record?.ledgerBase;
+      if (record !== undefined && base !== undefined) {
+        return now < base + record.proc.timing.heartbeatMs - 3_000 ? 'down' : 'late';
+      }
+    }
     if (within(p.koodriveOutage, now)) return 'down';
     if (what === 'kd.release' && within(p.releaseOutage, now)) return 'down';
     if (what === 'kd.release' && subject !== undefined && now < (undeletable.get(subject) ?? 0))
@@ -258,6 +287,11 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
       within(p.renewOutage, now);
     return cutOff ? 'down' : undefined;
   };
+  /** The worker of the late-renew burst, inside its stretch. */
+  const lateRenewing = (actor: Actor, at: number): boolean =>
+    p.lateRenewBurst !== undefined &&
+    actor.name.startsWith(`w${p.lateRenewBurst.worker}.`) &&
+    within(p.lateRenewBurst, at);
   const allowanceMs = p.allowanceSeconds * 1000;
   const skew = (r: Rng) => r.int(-allowanceMs, allowanceMs);
   const sweepSkewMs = skew(rng);
@@ -269,6 +303,14 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
     releaseSlackMs: KOODRIVE_TIMEOUT_MS,
     claimLeaseMs: Math.max(MIN_CLAIM_LEASE_SECONDS * 1000, SWEEP_TIMEOUT_MS),
     indexLagMs: p.lag.indexLagMs,
+    readLagMs: p.lag.readLagMs,
+    undisturbed:
+      !p.renewOutage &&
+      !p.koodriveOutage &&
+      !p.releaseOutage &&
+      !p.ledgerOutage &&
+      !p.lateRenewBurst &&
+      p.renewFlaps.length === 0,
   });
   model.observer = {
     created: (lock, by) => checker.created(lock, by),
@@ -320,7 +362,10 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
     const actor = scheduler.actor(`w${index}.${incarnation}`, { skewMs });
     const { leaseSeconds, timing } = leaseFor(workerRng, p.allowanceSeconds);
     checker.addProc({ actor, timing });
-    const koodrive = koodrivePorts(net, workerRng.fork(), model, actor, KOODRIVE_TIMEOUT_MS, {
+    // The late-renew burst's worker waits as long for KooDrive as a holder may (its renewals land that late).
+    const koodriveTimeoutMs =
+      p.lateRenewBurst?.worker === index ? MAX_KOODRIVE_REQUEST_SECONDS * 1000 : KOODRIVE_TIMEOUT_MS;
+    const koodrive = koodrivePorts(net, workerRng.fork(), model, actor, koodriveTimeoutMs, {
       acknowledged: (a, op, lockId, sentAt) => checker.koodriveAck(a, op, lockId, sentAt),
       renewing: (lockId) => checker.renewing(actor, lockId, store.items.get(lockId)),
       answered: (op, lockId, answer) => {
@@ -337,18 +382,19 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
         // A renew that got through long after its heartbeat (a retry): the worst moment to die for a bound that
         // counts from the heartbeat (certainly expired).
         const landed = checker.records.get(lockId)?.lastHeartbeatLandedAt;
+        const burst = lateRenewing(actor, scheduler.now);
         if (
           op === 'renew' &&
           answer.ok &&
           landed !== undefined &&
           scheduler.now - landed > LATE_RENEW_MS &&
-          workerRng.chance(p.crashAfterLateRenew)
+          (burst || workerRng.chance(p.crashAfterLateRenew))
         ) {
           crash('holder.crashAfterLateRenew');
           // …and KooDrive fails every DELETE of that lock until it expires: a sweep that believes it expired
           // earlier closes it while it is live.
           const lock = model.locks.get(lockId);
-          if (lock && lock.expiresAt + 2 * MINUTE < end && workerRng.chance(0.5)) {
+          if (lock && lock.expiresAt + 2 * MINUTE < end && (burst || workerRng.chance(0.5))) {
             undeletable.set(lockId, lock.expiresAt);
           }
         }

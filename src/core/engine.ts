@@ -259,8 +259,9 @@ export async function releaseLocks(
  * the others of the chunk wait for that reading. A failed call refuses exactly its chunk's locks, a key the ledger
  * could not read exactly its lock (decideRelease: `retryable` unless forced), as a failed read of one lock did.
  *
- * Each lock is decided at the time its reading came back, as a read of its own would be: never at a later time,
- * since the item may have changed since (a live holder's heartbeat), and the reading says nothing of that.
+ * Each lock is decided at the time its reading was sent, never later: the answer shows the item as it was at some
+ * moment between sending and answering, and a live holder may have heart-beaten since (judged when a late answer
+ * came back, a heartbeat-old item looked stale and a live lease was freed).
  *
  * Chunks are read when the workers reach them, not all up front: the locks are taken in order, so a reading waits
  * for its DELETE at most as long as the locks before it in its chunk take, and 10,000 locks never keep 10,000 items.
@@ -280,6 +281,9 @@ export function leaseDecisions(
   // The chunk read each lock waits for, set for the whole chunk when it is read, dropped when its lock is decided.
   const readings: Array<Promise<{ at: number; byId: Map<string, LedgerReading> }> | undefined> = [];
   const readChunk = async (lockIds: string[]) => {
+    // Judged at the time the read was sent: an answer that comes back late shows the items as they were then, and
+    // a holder may have heart-beaten since; by the read's own time its lease had run out only if it had lost it.
+    const at = clock.now();
     let byId: Map<string, LedgerReading>;
     try {
       byId = await check.ledger.readItems(lockIds);
@@ -287,7 +291,7 @@ export function leaseDecisions(
       const unread: LedgerReading = { ok: false, message: describeError(error) };
       byId = new Map(lockIds.map((lockId) => [lockId, unread]));
     }
-    return { at: clock.now(), byId };
+    return { at, byId };
   };
   return async (index) => {
     const lock = locks[index] as LockRef;

@@ -780,6 +780,40 @@ describe('the live-lease check (the release path decides from the ledger)', () =
     expect(heard).toEqual(results);
   });
 
+  it('judges the lease at the time the read was sent, not when its answer came back late', async () => {
+    // The item read shows a heartbeat 100 s old: live at the read's time (lease 120 s + skew 10 s). The answer
+    // arrives 40 s later, when that heartbeat is 140 s old; the holder may have heart-beaten meanwhile.
+    const clock = new FakeClock(NOW);
+    const memory = memoryLedger([item('lock-0', { heartbeatAt: NOW - 100_000 })], () => NOW);
+    const slow = {
+      readItems: async (lockIds: readonly string[]) => {
+        const readings = await memory.readItems(lockIds);
+        clock.time += 40_000;
+        return readings;
+      },
+    };
+    const gateway = new FakeGateway();
+    const { calls, recorder } = recording();
+    const results = await releaseLocks(
+      locks(1),
+      { ...deps(gateway, clock), recorder, liveLeases: { ledger: slow, policy, force: false } },
+      options,
+    );
+    expect(results).toEqual([
+      {
+        lockId: 'lock-0',
+        userId: 'user-1',
+        outcome: 'held',
+        attempts: 0,
+        status: 'HELD',
+        holder: 'w-1',
+        leaseLeftSeconds: 30,
+      },
+    ]);
+    expect(gateway.calls).toEqual([]);
+    expect(calls).toEqual([]);
+  });
+
   it('with force, the live lock is released too, and the write says forced', async () => {
     const memory = memoryLedger([item('lock-0')], () => NOW);
     const gateway = new FakeGateway();
