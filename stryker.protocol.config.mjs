@@ -21,7 +21,7 @@ export default {
     'src/core/sweep.ts',
     // the release path's ledger decisions: the batched read before the first attempt and the outcome write on its basis
     'src/core/engine.ts:119-135',
-    'src/core/engine.ts:242-328',
+    'src/core/engine.ts:242-332',
   ],
   htmlReporter: { fileName: 'reports/mutation-protocol/mutation.html' },
   jsonReporter: { fileName: 'reports/mutation-protocol/mutation.json' },

@@ -8,7 +8,7 @@ import { expect, it } from 'vitest';
 import { missingBranches, mergeCounts } from '../../dev/sim/coverage';
 import { runSchedule } from '../../dev/sim/world';
 
-const SCHEDULES = Number(process.env.PROTOCOL_SIM_SCHEDULES ?? 600);
+const SCHEDULES = Number(process.env.PROTOCOL_SIM_SCHEDULES ?? 2000);
 
 it(`${SCHEDULES} seeded schedules keep every property and run every listed branch`, async () => {
   const coverage: Record<string, number> = {};
