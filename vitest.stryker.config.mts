@@ -16,11 +16,6 @@ export default defineConfig({
   test: {
     ...shared,
     include: ['test/**/*.test.ts'],
-    exclude: [
-      ...configDefaults.exclude,
-      'test/bench/**',
-      'test/deploy/template.test.ts',
-      'test/package/**',
-    ],
+    exclude: [...configDefaults.exclude, 'test/bench/**', 'test/deploy/template.test.ts', 'test/package/**'],
   },
 });
