@@ -18,6 +18,8 @@
  * - every EXPIRED close is checked against the model: KooDrive's lock is no longer live when it is closed;
  * - claims are exclusive: no sweep claims a lock another sweep claimed while that sweep still runs;
  * - a lost lease is never renewed: when a holder sends a KooDrive renew, its ledger item is still its own HELD item;
+ * - no early give-up: a holder gives its lease up only once its safe time (measured as for no false release, from the
+ *   writes and renewals it saw succeed) has run out, or after a refusal it saw, a forced or an out-of-band release;
  * - quiescence: at the end, after a long stretch without new work, no item is HELD, RELEASING or RELEASE_FAILED
  *   and no KooDrive lock of a finished or dead holder is still live.
  */
@@ -41,6 +43,7 @@ export interface Violation {
     | 'double-claim'
     | 'quiescence'
     | 'lost-lease-renewed'
+    | 'early-give-up'
     | 'live-lease-overwritten'
     | 'false-report'
     | 'stated-bound';
@@ -313,6 +316,25 @@ export class Checker {
   releaseFailed(lockId: string): void {
     const record = this.records.get(lockId);
     if (record) record.releaseFailed = true;
+  }
+
+  /**
+   * The holder gave its lease up (its signal aborted). Before its safe time ended, with no refusal it saw (the ledger's
+   * or KooDrive's) and no forced or out-of-band release, the worker stops for nothing and its backup is cut short.
+   */
+  gaveUp(lockId: string, why: string): void {
+    const record = this.records.get(lockId);
+    if (record === undefined || record.proc.actor.dead || record.takenOver || record.refusedAt !== undefined)
+      return;
+    const { lock } = record;
+    if (lock.releasedBy === OUT_OF_BAND || isForced(lock.releasedBy) || this.forced.has(lockId)) return;
+    const deadline = this.deadline(record);
+    if (deadline !== undefined && this.scheduler.now < deadline) {
+      this.violate(
+        'early-give-up',
+        `${record.proc.actor.name} gave up ${lockId} ${fmt(deadline - this.scheduler.now)} before its safe time ended, with no refusal seen (${why})`,
+      );
+    }
   }
 
   /** The holder's heartbeat was refused by the ledger: someone else owns the item now. */

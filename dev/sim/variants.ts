@@ -65,6 +65,24 @@ export const RELEASE_WITHOUT_LEASE_CHECK: Variant = {
   releaseWithoutLeaseCheck: true,
 };
 
+/**
+ * (f) A holder that never counts a renewal: every renew KooDrive applied reads as a lost answer, so its KooDrive
+ * deadline stays at the create and it gives a long backup up after 10 minutes while its lock is live and renewed.
+ */
+export const RENEWALS_UNCOUNTED: Variant = {
+  name: 'renewals-uncounted',
+  holderKooDrive: (koodrive: KooDriveLocks): KooDriveLocks => ({
+    createLock: (userId, moduleCode) => koodrive.createLock(userId, moduleCode),
+    renewLock: async (lock) => {
+      const renewed = await koodrive.renewLock(lock);
+      return renewed.ok
+        ? { ok: false, error: { kind: 'retryable', message: 'the answer was lost' } }
+        : renewed;
+    },
+    releaseLock: (lock) => koodrive.releaseLock(lock),
+  }),
+};
+
 /** (a) and (b) together: the holder before issue 9 (renew first, no safe time). */
 export const OLD_HOLDER: Variant = { ...NO_SAFE_TIME, ...RENEW_FIRST, name: 'old-holder' };
 
@@ -75,4 +93,5 @@ export const BROKEN_VARIANTS: readonly Variant[] = [
   SWEEP_WITHOUT_SKEW,
   CLAIM_IGNORES_VERSION,
   RELEASE_WITHOUT_LEASE_CHECK,
+  RENEWALS_UNCOUNTED,
 ];

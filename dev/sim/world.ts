@@ -33,6 +33,8 @@ export interface Variant {
   holderClock?(actor: Actor): Clock;
   /** Wraps a holder's ledger port (in the holder's process, above the network). */
   holderLedger?(ledger: HolderLedger, koodrive: KooDriveLocks): HolderLedger;
+  /** Wraps a holder's KooDrive port (in the holder's process, above the network). */
+  holderKooDrive?(koodrive: KooDriveLocks): KooDriveLocks;
   /** The sweep's clock-skew allowance (default: the schedule's allowance). */
   sweepSkewAllowanceSeconds?(allowanceSeconds: number): number;
   /** The release function without its live-lease check (the release path before it decided from the ledger). */
@@ -417,7 +419,7 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
       name: actor.name,
       leaseSeconds,
       clockSkewSeconds: p.allowanceSeconds,
-      koodrive,
+      koodrive: variant.holderKooDrive ? variant.holderKooDrive(koodrive) : koodrive,
       ledger,
       clock,
       random: workerRng.fork().next,
@@ -448,8 +450,9 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
       while (actor.clock.now() - skewMs < workEnd) {
         const userId = workerRng.pick(users);
         const moduleCode = workerRng.pick(modules);
-        // The holder cut off from KooDrive's renewals now and then works longer than KooDrive keeps a lock.
-        const long = p.renewOutage?.worker === index && workerRng.chance(0.5);
+        // Some backups outlast KooDrive's 10-minute lock (the holder must renew it on time and keep its lease), and
+        // the holder cut off from KooDrive's renewals now and then works that long too.
+        const long = workerRng.chance(p.renewOutage?.worker === index ? 0.5 : 0.03);
         const workMs = long
           ? workerRng.int(11 * MINUTE, 15 * MINUTE)
           : workerRng.chance(0.3)
@@ -477,6 +480,9 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
           await holder.hold(userId, moduleCode, async (lease: Lease) => {
             lockId = lease.lockId;
             checker.workStarted(lease.lockId);
+            lease.signal.addEventListener('abort', () =>
+              checker.gaveUp(lease.lockId, String(lease.signal.reason)),
+            );
             if (dropAt !== undefined) {
               // KooDrive drops the lock by itself (another device of the user, support): no protocol actor did.
               scheduler.after(dropAt, () => {
