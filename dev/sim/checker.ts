@@ -20,6 +20,9 @@
  * - a lost lease is never renewed: when a holder sends a KooDrive renew, its ledger item is still its own HELD item;
  * - no early give-up: a holder gives its lease up only once its safe time (measured as for no false release, from the
  *   writes and renewals it saw succeed) has run out, or after a refusal it saw, a forced or an out-of-band release;
+ * - no false refusal: the release path answers `held` only for a lock some state of its ledger item showed live
+ *   when the request started (a HELD or RELEASING state whose heartbeatAt + lease + skew allowance had not passed
+ *   by the release function's clock): a dead worker's lock is not refused to the on-call engineer or a producer;
  * - quiescence: at the end, after a long stretch without new work, no item is HELD, RELEASING or RELEASE_FAILED
  *   and no KooDrive lock of a finished or dead holder is still live.
  */
@@ -46,6 +49,7 @@ export interface Violation {
     | 'early-give-up'
     | 'live-lease-overwritten'
     | 'false-report'
+    | 'false-refusal'
     | 'stated-bound';
   at: number;
   message: string;
@@ -389,6 +393,23 @@ export class Checker {
     const lock = this.model.locks.get(lockId);
     if (lock === undefined || !this.model.isLive(lock)) return;
     this.violate('false-report', `${by} reported ${lockId} ${outcome}, but KooDrive keeps it live`);
+  }
+
+  /**
+   * The release path answered `held` for a lock, in a request that started at `startedAt` by its own clock. `leaseEnd`
+   * is the latest heartbeatAt + lease any state of the item showed (undefined: never a HELD or RELEASING state).
+   */
+  refusedHeld(by: string, lockId: string, startedAt: number, leaseEnd: number | undefined): void {
+    const liveUntil = leaseEnd === undefined ? undefined : leaseEnd + this.options.skewAllowanceMs;
+    if (liveUntil !== undefined && liveUntil >= startedAt) return;
+    this.violate(
+      'false-refusal',
+      `${by} refused ${lockId} as held, but ${
+        liveUntil === undefined
+          ? 'its ledger item never showed a lease'
+          : `no state of its ledger item showed a lease past ${fmt(startedAt - liveUntil)} before the request`
+      }`,
+    );
   }
 
   /** A sweep invocation starts (true time). */

@@ -67,9 +67,19 @@ export class ServiceLedger {
     private readonly observer: ServiceObserver = {},
   ) {}
 
+  /**
+   * The latest end of a lease any state of the item ever showed: heartbeatAt + leaseSeconds of a HELD or RELEASING
+   * state (by the clock of whoever wrote it). No read, however stale, shows a lease running longer.
+   */
+  readonly leaseEnds = new Map<string, number>();
+
   /** Records the item's state after a write. */
   private written(lockId: string): void {
     const item = this.store.items.get(lockId);
+    if (item && (item.status === 'HELD' || item.status === 'RELEASING') && item.leaseSeconds !== undefined) {
+      const end = item.heartbeatAt + item.leaseSeconds * 1000;
+      this.leaseEnds.set(lockId, Math.max(this.leaseEnds.get(lockId) ?? end, end));
+    }
     const states = this.history.get(lockId) ?? [];
     states.push({ at: this.now(), item: item ? structuredClone(item) : undefined });
     // Keep one state older than the longest lag: what a read that far back sees.

@@ -2,7 +2,7 @@
  * Deliberately broken systems, built from the outside (a clock, a port wrapper, a setting), that the checker
  * must catch: the evidence that a passing simulation means something.
  */
-import type { HolderLedger, LedgerItem, SweepLedger } from '../../src/core/lease';
+import type { HolderLedger, LedgerItem, ReleaseLedger, SweepLedger } from '../../src/core/lease';
 import type { LockRef } from '../../src/core/model';
 import type { KooDriveLocks } from '../../src/ledger/holder';
 import type { MemoryLedger } from '../../src/testing/memory-ledger';
@@ -83,6 +83,23 @@ export const RENEWALS_UNCOUNTED: Variant = {
   }),
 };
 
+/** (g) A release path that reads every open lease as just heart-beaten: it refuses dead workers' locks as held. */
+export const LEASES_READ_FRESH: Variant = {
+  name: 'leases-read-fresh',
+  releaseLedger: (ledger: ReleaseLedger): ReleaseLedger => ({
+    record: (result, basis) => ledger.record(result, basis),
+    readItems: async (lockIds) => {
+      const read = await ledger.readItems(lockIds);
+      for (const [lockId, reading] of read) {
+        if (reading.ok && reading.item && reading.item.status !== 'RELEASE_FAILED') {
+          read.set(lockId, { ok: true, item: { ...reading.item, heartbeatAt: Number.MAX_SAFE_INTEGER / 2 } });
+        }
+      }
+      return read;
+    },
+  }),
+};
+
 /** (a) and (b) together: the holder before issue 9 (renew first, no safe time). */
 export const OLD_HOLDER: Variant = { ...NO_SAFE_TIME, ...RENEW_FIRST, name: 'old-holder' };
 
@@ -94,4 +111,5 @@ export const BROKEN_VARIANTS: readonly Variant[] = [
   CLAIM_IGNORES_VERSION,
   RELEASE_WITHOUT_LEASE_CHECK,
   RENEWALS_UNCOUNTED,
+  LEASES_READ_FRESH,
 ];

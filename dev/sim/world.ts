@@ -12,6 +12,7 @@ import {
   holderTiming,
   type HolderLedger,
   type HolderTiming,
+  type ReleaseLedger,
   type SweepLedger,
 } from '../../src/core/lease';
 import type { Clock, LockGateway, LockRef } from '../../src/core/model';
@@ -39,6 +40,8 @@ export interface Variant {
   sweepSkewAllowanceSeconds?(allowanceSeconds: number): number;
   /** The release function without its live-lease check (the release path before it decided from the ledger). */
   releaseWithoutLeaseCheck?: boolean;
+  /** Wraps the release function's ledger port (in its process, above the network). */
+  releaseLedger?(ledger: ReleaseLedger): ReleaseLedger;
   /** Wraps the sweep's ledger port (below the network: runs at the service). */
   sweepLedger?(ledger: SweepLedger, store: MemoryLedger): SweepLedger;
 }
@@ -685,7 +688,9 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
     const ports = koodrivePorts(net, invocationRng.fork(), model, actor, KOODRIVE_TIMEOUT_MS);
     note(`${name} asks ${via}${force ? ' (force)' : ''} for ${request.locks.map((l) => l.lockId).join(' ')}`);
     void runRelease(request, name, {
-      ledger: ledgerPorts(net, actor, service.release(name)),
+      ledger: (variant.releaseLedger ?? ((ledger: ReleaseLedger) => ledger))(
+        ledgerPorts(net, actor, service.release(name)),
+      ),
       clock: actor.clock,
       random: invocationRng.fork().next,
       gateway: ports,
@@ -695,6 +700,14 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
       options: { ...DEFAULT_ENGINE_OPTIONS, attemptTimeoutMs: KOODRIVE_TIMEOUT_MS },
       onResult: (result) => {
         checker.releaseReported(name, result.lockId, result.outcome);
+        if (result.outcome === 'held') {
+          checker.refusedHeld(
+            name,
+            result.lockId,
+            startedAt + sweepSkewMs,
+            service.leaseEnds.get(result.lockId),
+          );
+        }
         if (result.outcome === 'failed') {
           const kind = result.error?.kind ?? 'unknown';
           coverage.hit(

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   CLAIM_IGNORES_VERSION,
+  LEASES_READ_FRESH,
   NO_SAFE_TIME,
   OLD_HOLDER,
   RENEW_FIRST,
@@ -140,6 +141,14 @@ describe('broken variants the checker catches', () => {
     expect(messages?.some((m) => /gave up .* before its safe time ended, with no refusal seen/.test(m))).toBe(
       true,
     );
+  }, 120_000);
+
+  it('(g) a release path that reads every lease as fresh refuses a dead worker’s lock as held', async () => {
+    const caught = await firstWith(LEASES_READ_FRESH, 'false-refusal', 1, 40);
+    const messages = caught?.violations.filter((v) => v.property === 'false-refusal').map((v) => v.message);
+    expect(
+      messages?.some((m) => /refused .* as held, but no state of its ledger item showed a lease/.test(m)),
+    ).toBe(true);
   }, 120_000);
 
   it('(d) a claim that ignores the version read: a stale read claims a live holder’s item, or a released one', async () => {
