@@ -12,13 +12,14 @@
  *   KooDrive create or renew it saw succeed + 600 s − margin;
  * - liveness: the lock of every holder that stopped (crashed, or returned from hold() with the lock still live:
  *   a failed release, a lost lease, a takeover) is freed within the bound (see `livenessBound`);
- * - no leak: a holder that returns from hold() has freed its lock, unless it saw its release fail or a takeover;
+ * - no leak: a holder that returns from hold(), or whose close() resolved, has freed its lock, unless it saw its
+ *   release fail or a takeover;
  *   and a lock the ledger knew is never left to KooDrive's own 10-minute expiry while an undisturbed sweep ran in
  *   time to free it (expiry would otherwise hide every leak);
  * - every EXPIRED close is checked against the model: KooDrive's lock is no longer live when it is closed;
  * - claims are exclusive: no sweep claims a lock another sweep claimed while that sweep still runs;
  * - a lost lease is never renewed: when a holder sends a KooDrive renew, its ledger item is still its own HELD item;
- * - no early give-up: a holder gives its lease up only once its safe time (measured as for no false release, from the
+ * - no early give-up: unless its process is closing, a holder gives its lease up only once its safe time (measured as for no false release, from the
  *   writes and renewals it saw succeed) has run out, or after a refusal it saw, a forced or an out-of-band release;
  * - no false refusal: the release path answers `held` only for a lock some state of its ledger item showed live
  *   when the request started (a HELD or RELEASING state whose heartbeatAt + lease + skew allowance had not passed
@@ -59,6 +60,8 @@ export interface Violation {
 export interface HolderProc {
   actor: Actor;
   timing: HolderTiming;
+  /** close() was called: its leases end on purpose. */
+  closing?: boolean;
 }
 
 /** What the checker knows about one KooDrive lock a holder created. */
@@ -328,8 +331,8 @@ export class Checker {
    */
   gaveUp(lockId: string, why: string): void {
     const record = this.records.get(lockId);
-    if (record === undefined || record.proc.actor.dead || record.takenOver || record.refusedAt !== undefined)
-      return;
+    if (record === undefined || record.proc.actor.dead || record.proc.closing) return;
+    if (record.takenOver || record.refusedAt !== undefined) return;
     const { lock } = record;
     if (lock.releasedBy === OUT_OF_BAND || isForced(lock.releasedBy) || this.forced.has(lockId)) return;
     const deadline = this.deadline(record);
@@ -360,6 +363,18 @@ export class Checker {
       'leak',
       `${actor.name} returned from hold() with ${lockId} still live in KooDrive, without a failed release or a takeover`,
     );
+  }
+
+  /** close() resolved in the process of `actor`: every lock it held is free, unless its release failed or was taken over. */
+  closed(actor: Actor): void {
+    for (const record of this.records.values()) {
+      if (record.proc.actor !== actor || !record.known) continue;
+      if (!this.model.isLive(record.lock) || record.takenOver || record.releaseFailed) continue;
+      this.violate(
+        'leak',
+        `${actor.name}'s close() resolved with ${record.lock.lockId} still live in KooDrive, without a failed release or a takeover`,
+      );
+    }
   }
 
   /**
@@ -443,6 +458,13 @@ export class Checker {
       'expired-close',
       `${by} closed ${lockId} EXPIRED while KooDrive keeps it live for another ${fmt(lock.expiresAt - this.scheduler.now)}`,
     );
+  }
+
+  /** The process of `actor` calls close() (a planned stop); answers how many of its locks are in work. */
+  closing(actor: Actor): number {
+    const proc = this.procs.get(actor.name);
+    if (proc) proc.closing = true;
+    return [...this.records.values()].filter((r) => r.proc.actor === actor && r.working && !r.settled).length;
   }
 
   crashed(actor: Actor): void {

@@ -23,6 +23,7 @@ export const REQUIRED_BRANCHES = {
   'holder.releaseFailed': "a holder's release after work failed (onReleaseError)",
   'holder.recordedReleaseFailed': 'a holder wrote RELEASE_FAILED over its HELD item',
   'holder.overwroteReleasing': "a holder's outcome write landed on a sweep's RELEASING claim",
+  'holder.closed': 'close() (a planned stop) ended with locks that were in work',
   // sweep (src/core/sweep.ts, src/core/lease.ts judge), seen at the ledger
   'sweep.claim.held': 'a sweep claimed a stale HELD item',
   'sweep.claim.releasing': 'a sweep claimed a RELEASING item whose sweep stopped',

@@ -102,6 +102,8 @@ interface Plan {
   sweepLate: number;
   sweepDuplicate: number;
   sweepCrashMidRelease: number;
+  /** Chance that a worker process is stopped on purpose (a deploy, a scale-in): SIGTERM, close(), exit. */
+  closePerWorker: number;
   /** Whether a KooDrive renew revives an expired lock nobody replaced. */
   revive: boolean;
   lag: { readLagMs: number; indexLagMs: number };
@@ -187,6 +189,7 @@ function plan(rng: Rng): Plan {
       'lateRenewBurst',
       rng.chance(0.2) ? { worker: rng.int(1, 2), ...burst(rng, 1, 4 * MINUTE, 8 * MINUTE)! } : undefined,
     ),
+    closePerWorker: rng.pick([0, 0.1, 0.3]),
   };
 }
 
@@ -448,6 +451,26 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
       checker.crashed(actor);
       restart();
     };
+
+    // A planned stop (a deploy, a scale-in, a spot reclaim): SIGTERM calls close(), which frees the locks the
+    // worker holds, then the process exits and a new one starts.
+    if (workerRng.chance(p.closePerWorker)) {
+      scheduler.after(workerRng.int(10_000, 8 * MINUTE), () => {
+        if (actor.dead) return;
+        const working = checker.closing(actor);
+        faults.add('holder.close');
+        note(`${actor.name} closes with ${working} lock(s) in work`);
+        void holder.close().then(() => {
+          if (working > 0) coverage.hit('holder.closed');
+          if (actor.dead) return;
+          checker.closed(actor);
+          note(`${actor.name} exits after close()`);
+          actor.crash();
+          checker.crashed(actor);
+          restart();
+        });
+      });
+    }
 
     const loop = async (): Promise<void> => {
       while (actor.clock.now() - skewMs < workEnd) {

@@ -59,6 +59,7 @@ describe('the simulation of the production holder and sweep', () => {
     }
     for (const kind of [
       'holder.crash',
+      'holder.close',
       'holder.pause<safe',
       'holder.pause>safe',
       'koodrive.delay',
