@@ -4,8 +4,8 @@
  * Runs N seeded schedules (seeds S, S+1, …; S random and printed when not given) of the deterministic simulation
  * (dev/sim/world.ts) and prints the schedules run, the faults injected, time-to-free against the bound and every
  * violation with the seed that replays it (`--schedules 1 --seed <seed> --verbose` prints its trace). Exits 1 on
- * any violation, and when a protocol branch of dev/sim/coverage.ts never ran (not for --verbose replays or --variant
- * runs). Schedules run in worker threads (default: one per core). `--variant` runs one of the deliberately
+ * any violation, and when a protocol branch of dev/sim/coverage.ts never ran in a run of 2,000 schedules or more
+ * (not for --verbose replays or --variant runs). Schedules run in worker threads (default: one per core). `--variant` runs one of the deliberately
  * broken systems of dev/sim/variants.ts instead (the checker must then report violations). `--results FILE` writes the
  * run's figures as JSON (sim/results.json is the one docs/protocol.md shows: `npm run simulate:docs`).
  */
@@ -16,6 +16,9 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 import { BROKEN_VARIANTS } from './variants';
 import { runSchedule, type ScheduleResult } from './world';
 import { missingBranches } from './coverage';
+
+/** The CI run's schedules: from this many on, a listed branch that never ran fails the run. */
+const COVERAGE_SCHEDULES = 2000;
 import { toResults } from './results';
 import { summarize, type Summary, emptySummary, mergeSummary, formatSummary } from './summary';
 
@@ -142,7 +145,11 @@ async function main(): Promise<void> {
   }
   if (total.violationCount > 0) process.exitCode = 1;
   // A listed branch that never ran is a path this run proves nothing about (a replay or a variant is not judged so).
-  if (!args.verbose && !args.variant && missingBranches(total.coverage).length > 0) process.exitCode = 1;
+  // The rarest branches (a KooDrive revive) need about as many schedules as the CI run: a shorter run only says so.
+  if (!args.verbose && !args.variant && missingBranches(total.coverage).length > 0) {
+    if (args.schedules >= COVERAGE_SCHEDULES) process.exitCode = 1;
+    else console.log(`(not judged below ${COVERAGE_SCHEDULES} schedules, where every listed branch runs)`);
+  }
 }
 
 if (isMainThread) {
