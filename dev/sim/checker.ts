@@ -19,8 +19,9 @@
  * - every EXPIRED close is checked against the model: KooDrive's lock is no longer live when it is closed;
  * - claims are exclusive: no sweep claims a lock another sweep claimed while that sweep still runs;
  * - a lost lease is never renewed: when a holder sends a KooDrive renew, its ledger item is still its own HELD item;
- * - no early give-up: unless its process is closing, a holder gives its lease up only once its safe time (measured as for no false release, from the
- *   writes and renewals it saw succeed) has run out, or after a refusal it saw, a forced or an out-of-band release;
+ * - no early give-up: unless its process is closing, a holder gives its lease up only once its safe time (measured
+ *   as for no false release, from the writes and renewals it saw succeed) has run out, or after a refusal it saw, a
+ *   forced or an out-of-band release;
  * - no false refusal: the release path answers `held` only for a lock some state of its ledger item showed live
  *   when the request started (a HELD or RELEASING state whose heartbeatAt + lease + skew allowance had not passed
  *   by the release function's clock): a dead worker's lock is not refused to the on-call engineer or a producer;

@@ -464,10 +464,7 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
           if (working > 0) coverage.hit('holder.closed');
           if (actor.dead) return;
           checker.closed(actor);
-          note(`${actor.name} exits after close()`);
-          actor.crash();
-          checker.crashed(actor);
-          restart();
+          crash('holder.exitAfterClose');
         });
       });
     }
@@ -710,10 +707,9 @@ export async function runSchedule(seed: number, options: ScheduleOptions = {}): 
     const invocationRng = releaseRng.fork();
     const ports = koodrivePorts(net, invocationRng.fork(), model, actor, KOODRIVE_TIMEOUT_MS);
     note(`${name} asks ${via}${force ? ' (force)' : ''} for ${request.locks.map((l) => l.lockId).join(' ')}`);
+    const releaseLedger = ledgerPorts(net, actor, service.release(name));
     void runRelease(request, name, {
-      ledger: (variant.releaseLedger ?? ((ledger: ReleaseLedger) => ledger))(
-        ledgerPorts(net, actor, service.release(name)),
-      ),
+      ledger: variant.releaseLedger ? variant.releaseLedger(releaseLedger) : releaseLedger,
       clock: actor.clock,
       random: invocationRng.fork().next,
       gateway: ports,
